@@ -49,6 +49,8 @@ class Action:
     description: ClassVar[str] = ""
     input_schema: ClassVar[dict] = {"type": "object", "properties": {}, "additionalProperties": False}
     output_schema: ClassVar[dict] = {"type": "object"}
+    # Inputs a shell interprets: every `{{ value }}` rendered into them is shell-quoted.
+    shell_quoted_inputs: ClassVar[tuple[str, ...]] = ()
 
     def execute(self, inputs: dict, context: ActionContext) -> dict:
         raise NotImplementedError

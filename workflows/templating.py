@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import operator
+import shlex
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -88,6 +89,9 @@ def _untrack(value: Any) -> Any:
 
 
 _env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+# For inputs that a shell interprets: every `{{ value }}` is quoted, so `; touch /tmp/pwn` stays data.
+_shell_env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
+                          finalize=lambda value: shlex.quote(str(value)))
 
 
 def has_template(value: Any) -> bool:
@@ -98,18 +102,19 @@ def _tracked_context(context: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _track(value, name) for name, value in context.items()}
 
 
-def render_string(source: str, context: Mapping[str, Any]) -> Any:
+def render_string(source: str, context: Mapping[str, Any], *, shell_quote: bool = False) -> Any:
     if not has_template(source):
         return source
     variables = _tracked_context(context)
+    env = _shell_env if shell_quote else _env
     try:
         single = _SINGLE_EXPRESSION.match(source)
-        if single and not any(m in single.group("expr") for m in _MARKERS):
+        if single and not shell_quote and not any(m in single.group("expr") for m in _MARKERS):
             result = _env.compile_expression(single.group("expr"), undefined_to_none=False)(**variables)
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
             return _untrack(result)
-        text = _env.from_string(source).render(**variables)
+        text = env.from_string(source).render(**variables)
     except UndefinedError as exc:
         raise TemplateRenderError(str(exc)) from None
     except TemplateSyntaxError as exc:
@@ -125,17 +130,18 @@ def render_string(source: str, context: Mapping[str, Any]) -> Any:
     return text
 
 
-def render_value(value: Any, context: Mapping[str, Any], path: str = "") -> Any:
+def render_value(value: Any, context: Mapping[str, Any], path: str = "", *, shell_quote: bool = False) -> Any:
     """Render every template inside `value`; errors name the path (`inputs.url: ... is undefined`)."""
     if isinstance(value, str):
         try:
-            return render_string(value, context)
+            return render_string(value, context, shell_quote=shell_quote)
         except TemplateRenderError as exc:
             raise TemplateRenderError(f"{path}: {exc}" if path else str(exc)) from None
     if isinstance(value, dict):
-        return {k: render_value(v, context, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        return {k: render_value(v, context, f"{path}.{k}" if path else str(k), shell_quote=shell_quote)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [render_value(v, context, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [render_value(v, context, f"{path}[{i}]", shell_quote=shell_quote) for i, v in enumerate(value)]
     return value
 
 

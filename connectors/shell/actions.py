@@ -15,6 +15,7 @@ def _clip(text: str) -> str:
 
 
 class ShellRun(Action):
+    shell_quoted_inputs = ("command",)
     name = "shell.run"
     title = "Run shell command"
     description = "Runs a command with /bin/sh; fails when it exits non-zero. Output: stdout, stderr, exit_code."

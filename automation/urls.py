@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from connectors.api import ActionListView
+from runs.api import RunViewSet
+from workflows.api import WorkflowViewSet
+
+router = DefaultRouter()
+router.register("workflows", WorkflowViewSet, basename="workflow")
+router.register("runs", RunViewSet, basename="run")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/actions/", ActionListView.as_view(), name="actions"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/", include(router.urls)),
+    path("hooks/", include("workflows.hook_urls")),
+    path("builder/", include("builder_ui.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("oauth/", include("social_django.urls", namespace="social")),
+]

@@ -1,0 +1,66 @@
+// Expressions offered while typing `{{ ... }}` in a template field.
+
+import type { ActionInfo, JsonSchema } from "./api";
+
+const TRIGGER_PATHS = [
+  "trigger.body",
+  "trigger.headers",
+  "trigger.query",
+  "trigger.method",
+  "trigger.scheduled_at",
+  "trigger.item",
+  "run.id",
+  "run.workflow",
+  "run.started_at",
+];
+
+function schemaPaths(schema: JsonSchema | undefined, prefix: string, depth: number): string[] {
+  if (!schema?.properties || depth === 0) return [];
+  const out: string[] = [];
+  for (const [key, sub] of Object.entries(schema.properties)) {
+    const path = `${prefix}.${key}`;
+    out.push(path, ...schemaPaths(sub, path, depth - 1));
+  }
+  return out;
+}
+
+/** Expressions (without braces) usable in a task whose upstream tasks are `upstream`. */
+export function templateSuggestions(
+  upstream: { id: string; action?: ActionInfo }[],
+): string[] {
+  const out = [...TRIGGER_PATHS];
+  for (const { id, action } of upstream) {
+    const output = `steps.${id}.output`;
+    out.push(output, ...schemaPaths(action?.output_schema, output, 2), `steps.${id}.status`);
+  }
+  return out;
+}
+
+/** The partial expression being typed at `caret`, if the caret is inside an unclosed `{{`. */
+export function openExpression(text: string, caret: number): { start: number; query: string } | null {
+  const before = text.slice(0, caret);
+  const match = /\{\{\s*([A-Za-z0-9_.]*)$/.exec(before);
+  if (!match) return null;
+  return { start: match.index, query: match[1] };
+}
+
+export function filterSuggestions(all: string[], query: string, limit = 12): string[] {
+  const q = query.toLowerCase();
+  const starts = all.filter((s) => s.toLowerCase().startsWith(q));
+  const contains = all.filter((s) => !s.toLowerCase().startsWith(q) && s.toLowerCase().includes(q));
+  return [...starts, ...contains].slice(0, limit);
+}
+
+/** Replace the open expression with `{{ expr }}`, returning the new text and caret position. */
+export function insertExpression(
+  text: string,
+  caret: number,
+  start: number,
+  expr: string,
+): { text: string; caret: number } {
+  let after = text.slice(caret);
+  const closing = /^[A-Za-z0-9_.]*\s*\}\}/.exec(after);
+  if (closing) after = after.slice(closing[0].length);
+  const inserted = `{{ ${expr} }}`;
+  return { text: text.slice(0, start) + inserted + after, caret: start + inserted.length };
+}

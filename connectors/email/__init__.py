@@ -1,0 +1,1 @@
+"""email.send: mail through Django's e-mail backend."""

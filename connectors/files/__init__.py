@@ -1,0 +1,1 @@
+"""file.write and file.read: files confined to AUTOMATION_FILES_ROOT."""

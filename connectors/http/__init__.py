@@ -1,0 +1,1 @@
+"""http.request: one HTTP call through connectors.net.safe_request."""

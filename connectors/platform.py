@@ -1,0 +1,14 @@
+"""Django's side of the action contract: operator policy from settings, secrets from the vault."""
+from __future__ import annotations
+
+from django.conf import settings
+
+from connectors.base import ActionConfig
+
+
+def action_config(*, allow_shell: bool | None = None) -> ActionConfig:
+    return ActionConfig(
+        files_root=settings.AUTOMATION_FILES_ROOT,
+        allow_shell=settings.AUTOMATION_ALLOW_SHELL if allow_shell is None else allow_shell,
+        http_allow_private=settings.AUTOMATION_HTTP_ALLOW_PRIVATE,
+    )

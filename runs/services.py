@@ -1,0 +1,361 @@
+"""Run execution on the database: start, claim, execute, finish, advance, retry, cancel, re-run, sweep.
+
+PostgreSQL is the source of truth. Every state change is a conditional UPDATE (`filter(status=old).update()`)
+whose row count tells whether this worker won, so a duplicate Celery delivery is harmless. Advancing a run
+after a task ends happens under a row lock on the run, so siblings finishing at once never lose the join.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from connectors.platform import action_config
+from connectors.registry import default_registry
+from workflows.definition import WorkflowSpec
+from workflows.graph import downstream_of
+from workflows.models import Workflow, WorkflowVersion
+from workflows.services import spec_for_version
+from workflows.templating import has_template
+
+from .executor import AttemptResult, RecordingSecrets, execute_attempt, template_context
+from .models import RunState, TaskRun, TaskState, TriggerKind, WorkflowRun
+from .states import FINAL_RUN, TaskStatus, advance, retry_delay, run_outcome
+
+log = logging.getLogger(__name__)
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class RunError(ValueError):
+    """A run cannot be started, retried or re-run as asked (the API answers 400 with this message)."""
+
+
+# --- enqueueing (the only place that talks to the broker) ----------------------------------------------------
+
+
+def _send(task_name: str, args: tuple, **options: Any) -> None:
+    from . import tasks
+
+    try:
+        getattr(tasks, task_name).apply_async(args, retry=True, retry_policy={"max_retries": 1}, **options)
+    except Exception:  # noqa: BLE001 - the database row is kept; the sweeper sends it again later
+        log.warning("broker unavailable: %s%s left for the recovery sweep", task_name, args, exc_info=True)
+
+
+def enqueue_run_start(run_id: int) -> None:
+    _send("start_run", (run_id,))
+
+
+def enqueue_task_run(task_run_id: int, queue: str, countdown: float = 0) -> None:
+    _send("execute_task", (task_run_id,), queue=queue, countdown=countdown or None)
+
+
+# --- creating and starting runs ------------------------------------------------------------------------------
+
+
+def run_create(*, workflow: Workflow, trigger: dict | None = None, trigger_kind: str = TriggerKind.MANUAL,
+               version: WorkflowVersion | None = None, parent: WorkflowRun | None = None,
+               reuse_tasks: list[str] | None = None) -> WorkflowRun:
+    """Store a queued run and enqueue its start once the transaction commits."""
+    version_id = version.id if version else workflow.current_version_id
+    if version_id is None:
+        raise RunError(f"workflow '{workflow.name}' has no definition version")
+    run = WorkflowRun.objects.create(
+        workflow=workflow, workflow_version_id=version_id, trigger=trigger or {}, trigger_kind=trigger_kind,
+        parent=parent, reuse_tasks=reuse_tasks or [],
+    )
+    transaction.on_commit(lambda: enqueue_run_start(run.id))
+    return run
+
+
+def run_start(*, run_id: int) -> None:
+    """Create the task runs and queue the first ready tasks; respects the workflow's `concurrency`."""
+    with transaction.atomic():
+        run = WorkflowRun.objects.select_for_update().filter(id=run_id, status=RunState.QUEUED).first()
+        if run is None:
+            return
+        spec = spec_for_version(run.workflow_version_id)
+        if spec.concurrency and not _has_capacity(run, spec.concurrency):
+            return
+        now = timezone.now()
+        reused = _reused_task_runs(run, spec)
+        statuses = {task_id: (TaskStatus.SUCCEEDED if task_id in reused else TaskStatus.PENDING)
+                    for task_id in spec.tasks}
+        decided = advance(spec.depends_on, _rules(spec), statuses)
+        statuses.update({t: TaskStatus.SKIPPED for t in decided.to_skip})
+        statuses.update({t: TaskStatus.QUEUED for t in decided.to_queue})
+        rows = []
+        for task_id, task in spec.tasks.items():
+            row = TaskRun(run=run, task_id=task_id, status=statuses[task_id], queue=task.queue)
+            if task_id in reused:
+                origin = reused[task_id]
+                row.output, row.inputs, row.attempt = origin.output, origin.inputs, origin.attempt
+                row.logs = f"[reused the output of run {origin.run_id}]"
+                row.started_at, row.finished_at = origin.started_at, origin.finished_at
+            elif statuses[task_id] == TaskStatus.QUEUED:
+                row.queued_at = now
+            elif statuses[task_id] == TaskStatus.SKIPPED:
+                row.finished_at = now
+            rows.append(row)
+        created = TaskRun.objects.bulk_create(rows)
+        run.status, run.started_at = RunState.RUNNING, now
+        run.save(update_fields=["status", "started_at"])
+        to_send = [(row.id, row.queue) for row in created if row.status == TaskStatus.QUEUED]
+        transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
+        _finish_run_if_done(run, statuses, spec)
+
+
+def _has_capacity(run: WorkflowRun, limit: int) -> bool:
+    Workflow.objects.select_for_update().filter(id=run.workflow_id).first()  # serialise starts per workflow
+    running = WorkflowRun.objects.filter(workflow_id=run.workflow_id, status=RunState.RUNNING).count()
+    if running >= limit:
+        return False
+    older = WorkflowRun.objects.filter(workflow_id=run.workflow_id, status=RunState.QUEUED, id__lt=run.id)
+    return not older.exists() or running + 1 < limit
+
+
+def _reused_task_runs(run: WorkflowRun, spec: WorkflowSpec) -> dict[str, TaskRun]:
+    if not run.parent_id or not run.reuse_tasks:
+        return {}
+    wanted = [t for t in run.reuse_tasks if t in spec.tasks]
+    origins = TaskRun.objects.filter(run_id=run.parent_id, task_id__in=wanted, status=TaskState.SUCCEEDED)
+    return {origin.task_id: origin for origin in origins}
+
+
+def _rules(spec: WorkflowSpec) -> dict[str, str]:
+    return {task_id: task.trigger_rule for task_id, task in spec.tasks.items()}
+
+
+# --- executing one task run ----------------------------------------------------------------------------------
+
+
+def task_execute(*, task_run_id: int) -> None:
+    """Claim the task run (queued → running), execute one attempt, record it. A lost claim does nothing."""
+    now = timezone.now()
+    claimed = (
+        TaskRun.objects.filter(id=task_run_id, status=TaskState.QUEUED)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now + timedelta(seconds=1)))
+        .update(status=TaskState.RUNNING, attempt=F("attempt") + 1, started_at=now, heartbeat_at=now,
+                worker=WORKER_NAME)
+    )
+    if not claimed:
+        return
+    task_run = TaskRun.objects.select_related("run", "run__workflow").get(id=task_run_id)
+    run = task_run.run
+    spec = spec_for_version(run.workflow_version_id)
+    task = spec.tasks[task_run.task_id]
+    secrets = RecordingSecrets(_secret_lookup)
+    context = template_context(
+        trigger=run.trigger,
+        task_results=_upstream_results(run.id) if _uses_templates(task) else {},
+        run={"id": run.id, "workflow": run.workflow.name,
+             "started_at": run.started_at.isoformat() if run.started_at else None},
+        secrets=secrets,
+    )
+    allow_shell = settings.AUTOMATION_ALLOW_SHELL or run.trigger_kind == TriggerKind.CLI
+    result = execute_attempt(
+        task, template_context=context, registry=default_registry(), config=action_config(allow_shell=allow_shell),
+        run_id=run.id, attempt=task_run.attempt, workflow=run.workflow.name, owner_id=run.workflow.owner_id,
+        heartbeat=lambda: _heartbeat(task_run), heartbeat_every=settings.AUTOMATION_HEARTBEAT_SECONDS,
+    )
+    task_finish(task_run=task_run, result=result, spec=spec)
+
+
+def _uses_templates(task) -> bool:
+    return has_template(task.when) or any(has_template(v) or isinstance(v, (dict, list)) for v in task.inputs.values())
+
+
+def _upstream_results(run_id: int) -> dict[str, dict]:
+    rows = TaskRun.objects.filter(
+        run_id=run_id, status__in=[TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED]
+    ).values("task_id", "status", "output")
+    return {row["task_id"]: row for row in rows}
+
+
+def _secret_lookup(name: str) -> str | None:
+    from connectors.secrets import secret_value
+
+    return secret_value(name)
+
+
+def _heartbeat(task_run: TaskRun) -> None:
+    TaskRun.objects.filter(id=task_run.id, status=TaskState.RUNNING, attempt=task_run.attempt).update(
+        heartbeat_at=timezone.now()
+    )
+
+
+def _attempt_entry(task_run: TaskRun, status: str, error: str, now) -> dict:
+    return {"attempt": task_run.attempt, "status": status, "error": error[:2000], "worker": task_run.worker,
+            "started_at": task_run.started_at.isoformat() if task_run.started_at else None,
+            "finished_at": now.isoformat()}
+
+
+def _joined_logs(task_run: TaskRun, new_logs: str) -> str:
+    logs = new_logs
+    if task_run.attempt > 1 or task_run.logs:
+        logs = (task_run.logs + "\n" if task_run.logs else "") + f"--- attempt {task_run.attempt} ---\n" + new_logs
+    return logs[-settings.AUTOMATION_LOG_LIMIT:]
+
+
+def task_finish(*, task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec) -> None:
+    """Record an attempt; then retry it, or advance the run to the next ready tasks."""
+    task = spec.tasks[task_run.task_id]
+    now = timezone.now()
+    with transaction.atomic():
+        run = WorkflowRun.objects.select_for_update().get(id=task_run.run_id)
+        cancelled = run.status != RunState.RUNNING
+        retry = (result.status == TaskStatus.FAILED and result.retryable and not cancelled
+                 and task_run.attempt <= task.retries)
+        common = {
+            "output": result.output, "error": result.error, "inputs": result.inputs,
+            "logs": _joined_logs(task_run, result.logs),
+            "attempts": task_run.attempts + [_attempt_entry(task_run, str(result.status), result.error, now)],
+        }
+        mine = TaskRun.objects.filter(id=task_run.id, status=TaskState.RUNNING, attempt=task_run.attempt)
+        if retry:
+            delay = retry_delay(task.retry_delay, task_run.attempt)
+            if mine.update(status=TaskState.QUEUED, queued_at=now, not_before=now + timedelta(seconds=delay),
+                           **common):
+                transaction.on_commit(lambda: enqueue_task_run(task_run.id, task_run.queue, countdown=delay))
+            return
+        final = TaskState.CANCELLED if cancelled else str(result.status)
+        if mine.update(status=final, finished_at=now, **common) and not cancelled:
+            _advance_run(run, spec)
+
+
+def _advance_run(run: WorkflowRun, spec: WorkflowSpec) -> None:
+    """With the run row locked: skip what can no longer run, queue what is ready, finish the run when done."""
+    now = timezone.now()
+    statuses = dict(TaskRun.objects.filter(run_id=run.id).values_list("task_id", "status"))
+    decided = advance(spec.depends_on, _rules(spec), statuses)
+    if decided.to_skip:
+        TaskRun.objects.filter(run_id=run.id, task_id__in=decided.to_skip, status=TaskState.PENDING).update(
+            status=TaskState.SKIPPED, finished_at=now)
+        statuses.update({t: TaskStatus.SKIPPED for t in decided.to_skip})
+    if decided.to_queue:
+        TaskRun.objects.filter(run_id=run.id, task_id__in=decided.to_queue, status=TaskState.PENDING).update(
+            status=TaskState.QUEUED, queued_at=now)
+        statuses.update({t: TaskStatus.QUEUED for t in decided.to_queue})
+        to_send = list(TaskRun.objects.filter(run_id=run.id, task_id__in=decided.to_queue).values_list("id", "queue"))
+        transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
+    _finish_run_if_done(run, statuses, spec)
+
+
+def _finish_run_if_done(run: WorkflowRun, statuses: dict, spec: WorkflowSpec) -> None:
+    outcome = run_outcome(statuses)
+    if outcome is None:
+        return
+    WorkflowRun.objects.filter(id=run.id, status=RunState.RUNNING).update(status=str(outcome),
+                                                                          finished_at=timezone.now())
+    if spec.concurrency:
+        transaction.on_commit(lambda: _start_next_queued(run.workflow_id))
+
+
+def _start_next_queued(workflow_id: int) -> None:
+    next_id = (WorkflowRun.objects.filter(workflow_id=workflow_id, status=RunState.QUEUED)
+               .order_by("id").values_list("id", flat=True).first())
+    if next_id:
+        enqueue_run_start(next_id)
+
+
+# --- operator actions: cancel, retry, re-run ----------------------------------------------------------------
+
+
+def run_cancel(*, run_id: int) -> WorkflowRun:
+    """Cancel the run: queued and pending tasks at once, running ones when they return."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = WorkflowRun.objects.select_for_update().get(id=run_id)
+        if run.status in FINAL_RUN:
+            return run
+        TaskRun.objects.filter(run_id=run.id, status__in=[TaskState.PENDING, TaskState.QUEUED]).update(
+            status=TaskState.CANCELLED, finished_at=now)
+        run.status, run.finished_at = RunState.CANCELLED, now
+        run.save(update_fields=["status", "finished_at"])
+    return run
+
+
+def run_retry(*, run_id: int) -> WorkflowRun:
+    """A new run of the same definition version that re-executes only the failed, skipped and cancelled tasks."""
+    origin = WorkflowRun.objects.select_related("workflow").get(id=run_id)
+    if origin.status not in (RunState.FAILED, RunState.CANCELLED):
+        raise RunError(f"only failed or cancelled runs can be retried; run {origin.id} is {origin.status}")
+    succeeded = list(TaskRun.objects.filter(run=origin, status=TaskState.SUCCEEDED).values_list("task_id", flat=True))
+    return run_create(workflow=origin.workflow, trigger=origin.trigger, trigger_kind=TriggerKind.RETRY,
+                      version=origin.workflow_version, parent=origin, reuse_tasks=succeeded)
+
+
+def run_rerun(*, run_id: int, from_task: str, version: str = "original", trigger: dict | None = None) -> WorkflowRun:
+    """A new run that executes `from_task` and everything downstream of it, reusing the other outputs."""
+    origin = WorkflowRun.objects.select_related("workflow", "workflow_version").get(id=run_id)
+    if origin.status not in FINAL_RUN:
+        raise RunError(f"run {origin.id} is still {origin.status}; cancel it or wait for it to finish")
+    if version not in ("original", "current"):
+        raise RunError("version must be 'original' or 'current'")
+    target = origin.workflow_version if version == "original" else origin.workflow.current_version
+    spec = spec_for_version(target.id)
+    if from_task not in spec.tasks:
+        raise RunError(f"unknown task '{from_task}' in version {target.version}")
+    rerun = downstream_of(spec.depends_on, {from_task})
+    succeeded = TaskRun.objects.filter(run=origin, status=TaskState.SUCCEEDED).values_list("task_id", flat=True)
+    reuse = [t for t in succeeded if t in spec.tasks and t not in rerun]
+    return run_create(workflow=origin.workflow, trigger=origin.trigger if trigger is None else trigger,
+                      trigger_kind=TriggerKind.RERUN, version=target, parent=origin, reuse_tasks=reuse)
+
+
+# --- recovery ------------------------------------------------------------------------------------------------
+
+
+def sweep(*, now=None) -> dict[str, int]:
+    """Recover work the broker or a worker lost: zombie task runs, unsent task messages, unstarted runs."""
+    now = now or timezone.now()
+    lease = timedelta(seconds=settings.AUTOMATION_TASK_LEASE_SECONDS)
+    requeue_after = timedelta(seconds=settings.AUTOMATION_REQUEUE_AFTER_SECONDS)
+    counts = {"zombies": 0, "requeued": 0, "restarted": 0}
+    zombies = TaskRun.objects.filter(status=TaskState.RUNNING, heartbeat_at__lt=now - lease)
+    for task_run in zombies.select_related("run")[:500]:
+        counts["zombies"] += _recover_zombie(task_run, now)
+    stale = (TaskRun.objects.filter(status=TaskState.QUEUED, queued_at__lt=now - requeue_after)
+             .filter(Q(not_before__isnull=True) | Q(not_before__lt=now - requeue_after)))
+    for task_run_id, queue in stale.values_list("id", "queue")[:1000]:
+        if TaskRun.objects.filter(id=task_run_id, status=TaskState.QUEUED).update(queued_at=now):
+            enqueue_task_run(task_run_id, queue)
+            counts["requeued"] += 1
+    unstarted = WorkflowRun.objects.filter(status=RunState.QUEUED, created_at__lt=now - requeue_after)
+    for run_id in unstarted.order_by("id").values_list("id", flat=True)[:1000]:
+        enqueue_run_start(run_id)
+        counts["restarted"] += 1
+    return counts
+
+
+def _recover_zombie(task_run: TaskRun, now) -> int:
+    """A running task run whose worker stopped beating: record the lost attempt, then re-queue or fail it."""
+    spec = spec_for_version(task_run.run.workflow_version_id)
+    lost = sum(1 for a in task_run.attempts if a.get("status") == "lost") + 1
+    error = f"worker {task_run.worker or '?'} lost (no heartbeat since {task_run.heartbeat_at:%H:%M:%S})"
+    entry = _attempt_entry(task_run, "lost", error, now)
+    logs = _joined_logs(task_run, f"[{error}]")
+    with transaction.atomic():
+        run = WorkflowRun.objects.select_for_update().get(id=task_run.run_id)
+        mine = TaskRun.objects.filter(id=task_run.id, status=TaskState.RUNNING, attempt=task_run.attempt,
+                                      heartbeat_at=task_run.heartbeat_at)
+        if run.status == RunState.RUNNING and lost < settings.AUTOMATION_MAX_LOST_ATTEMPTS:
+            if mine.update(status=TaskState.QUEUED, queued_at=now, not_before=None, logs=logs,
+                           attempts=task_run.attempts + [entry]):
+                transaction.on_commit(lambda: enqueue_task_run(task_run.id, task_run.queue))
+                return 1
+            return 0
+        final = TaskState.FAILED if run.status == RunState.RUNNING else TaskState.CANCELLED
+        message = f"{error}; gave up after {lost} lost attempts" if final == TaskState.FAILED else error
+        if mine.update(status=final, finished_at=now, error=message, logs=logs, attempts=task_run.attempts + [entry]):
+            if final == TaskState.FAILED:
+                _advance_run(run, spec)
+            return 1
+    return 0

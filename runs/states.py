@@ -1,0 +1,104 @@
+"""Run and task-run states (SPEC §3) and the trigger-rule state machine. No Django import."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+
+class TaskStatus(str, Enum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RunStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINAL_TASK = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED})
+FINAL_RUN = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+RUN, SKIP, WAIT = "run", "skip", "wait"
+
+
+def rule_decision(rule: str, upstream: list[str]) -> str:
+    """Whether a pending task can run now, can never run (skip), or must wait for its upstream tasks."""
+    if not upstream:
+        return RUN
+    final = all(s in FINAL_TASK for s in upstream)
+    if rule == "all_done":
+        return RUN if final else WAIT
+    if rule == "one_failed":
+        if TaskStatus.FAILED in upstream:
+            return RUN
+        return SKIP if final else WAIT
+    if rule == "one_success":
+        if TaskStatus.SUCCEEDED in upstream:
+            return RUN
+        return SKIP if final else WAIT
+    # all_success
+    if any(s in (TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED) for s in upstream):
+        return SKIP
+    return RUN if all(s == TaskStatus.SUCCEEDED for s in upstream) else WAIT
+
+
+@dataclass
+class Advance:
+    to_queue: list[str]
+    to_skip: list[str]
+
+
+def advance(
+    depends_on: Mapping[str, tuple[str, ...]], rules: Mapping[str, str], statuses: Mapping[str, str]
+) -> Advance:
+    """Decide, for every pending task, whether to queue or skip it; skips propagate downstream."""
+    current = {task: TaskStatus(s) for task, s in statuses.items()}
+    to_queue: list[str] = []
+    to_skip: list[str] = []
+    changed = True
+    while changed:
+        changed = False
+        for task, deps in depends_on.items():
+            if current.get(task) != TaskStatus.PENDING:
+                continue
+            decision = rule_decision(rules.get(task, "all_success"), [current[d] for d in deps])
+            if decision == RUN:
+                current[task] = TaskStatus.QUEUED
+                to_queue.append(task)
+            elif decision == SKIP:
+                current[task] = TaskStatus.SKIPPED
+                to_skip.append(task)
+                changed = True
+    return Advance(to_queue=to_queue, to_skip=to_skip)
+
+
+def run_outcome(statuses: Mapping[str, str]) -> RunStatus | None:
+    """The run's final state once every task is final, else None (SPEC §3)."""
+    values = [TaskStatus(s) for s in statuses.values()]
+    if not all(s in FINAL_TASK for s in values):
+        return None
+    if TaskStatus.FAILED in values:
+        return RunStatus.FAILED
+    if TaskStatus.CANCELLED in values:
+        return RunStatus.CANCELLED
+    return RunStatus.SUCCEEDED
+
+
+def retry_delay(base: float, attempt: int) -> float:
+    """Exponential backoff before attempt `attempt + 1`: base, 2·base, 4·base... capped at an hour."""
+    return min(base * (2 ** (attempt - 1)), 3600.0)

@@ -1,0 +1,19 @@
+"""Celery entry points: thin, they take ids and call services."""
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(name="runs.start_run", acks_late=True, ignore_result=True)
+def start_run(run_id: int) -> None:
+    services.run_start(run_id=run_id)
+
+
+@shared_task(name="runs.execute_task", acks_late=True, ignore_result=True)
+def execute_task(task_run_id: int) -> None:
+    services.task_execute(task_run_id=task_run_id)
+
+
+@shared_task(name="runs.sweep", ignore_result=True)
+def sweep() -> None:
+    services.sweep()

@@ -1,0 +1,397 @@
+"""Workflow definitions: parse (YAML or JSON) → validate → normalise to one DAG (`WorkflowSpec`). No Django import.
+
+Validation collects every problem, each naming its path (`tasks.task_B.depends_on: unknown task 'task_Z'`).
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import jsonschema
+import yaml
+
+from . import cron as cron_maths
+from .graph import find_cycle, plan_levels
+from .templating import has_template, syntax_errors
+
+TASK_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TRIGGER_RULES = ("all_success", "all_done", "one_failed", "one_success")
+WORKFLOW_KEYS = {"name", "description", "steps", "tasks", "triggers", "concurrency", "enabled"}
+TASK_KEYS = {
+    "name", "description", "run", "action", "inputs", "depends_on", "retries", "retry_delay", "timeout", "when",
+    "trigger_rule", "queue",
+}
+TRIGGER_KEYS = {
+    "webhook": {"type", "secret", "signature", "rate_limit"},
+    "cron": {"type", "cron", "timezone", "catchup", "max_catchup"},
+    "poll": {"type", "every", "action", "inputs", "items", "key", "timeout"},
+    "manual": {"type"},
+}
+SIGNATURE_PRESETS = ("generic", "github", "stripe")
+MAX_ALIASES = 100
+MAX_TASKS = 1000
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "message": self.message}
+
+
+class InvalidDefinition(ValueError):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class ActionCatalog(Protocol):
+    def __contains__(self, name: object) -> bool: ...
+    def input_schema(self, name: str) -> dict: ...
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    id: str
+    action: str
+    inputs: dict = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    retries: int = 0
+    retry_delay: float = 1.0
+    timeout: float = 300.0
+    when: str | None = None
+    trigger_rule: str = "all_success"
+    queue: str = "default"
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    name: str
+    tasks: dict[str, TaskSpec]
+    triggers: list[dict] = field(default_factory=list)
+    concurrency: int | None = None
+    enabled: bool = True
+
+    @property
+    def depends_on(self) -> dict[str, tuple[str, ...]]:
+        return {task_id: task.depends_on for task_id, task in self.tasks.items()}
+
+    def levels(self) -> list[list[str]]:
+        return plan_levels(self.depends_on)
+
+
+# --- parsing -----------------------------------------------------------------------------------------------
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """safe_load that refuses alias bombs (billion laughs) by capping the number of aliases."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._alias_count = getattr(self, "_alias_count", 0) + 1
+            if self._alias_count > MAX_ALIASES:
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(None, None, "too many aliases", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def parse_source(source: str | bytes | Mapping) -> dict:
+    """Text (YAML or JSON) or an already-parsed mapping → dict; errors carry line and column."""
+    if isinstance(source, Mapping):
+        return dict(source)
+    if isinstance(source, bytes):
+        try:
+            source = source.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidDefinition([Problem("", "the definition is not UTF-8 text")]) from None
+    stripped = source.lstrip()
+    try:
+        if stripped.startswith("{"):
+            data = json.loads(source)
+        else:
+            data = yaml.load(source, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except json.JSONDecodeError as exc:
+        raise InvalidDefinition([Problem("", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")])
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InvalidDefinition([Problem("", f"invalid YAML{where}: {exc.problem or exc.context}")]) from None
+    except yaml.YAMLError as exc:
+        raise InvalidDefinition([Problem("", f"invalid YAML: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise InvalidDefinition([Problem("", "a workflow definition must be a mapping with `name` and `tasks`")])
+    return data
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+    if not slug or slug[0].isdigit():
+        slug = f"step_{slug}"
+    return slug
+
+
+# --- validation + normalisation ------------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, actions: ActionCatalog):
+        self.actions = actions
+        self.problems: list[Problem] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def unknown_keys(self, data: Mapping, allowed: set[str], path: str) -> None:
+        for key in data:
+            if key not in allowed:
+                self.add(f"{path}.{key}" if path else str(key), f"unknown key '{key}'")
+
+    def number(self, data: Mapping, key: str, path: str, default, *, minimum=0, integer=False):
+        value = data.get(key, default)
+        kind = int if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind) or value < minimum:
+            what = "an integer" if integer else "a number"
+            self.add(f"{path}.{key}", f"must be {what} >= {minimum}, got {value!r}")
+            return default
+        return value
+
+    def inputs(self, action: str, inputs: Any, path: str) -> None:
+        if not isinstance(inputs, dict):
+            self.add(path, "must be a mapping of input names to values")
+            return
+        for sub, message in syntax_errors(inputs, path):
+            self.add(sub, message)
+        if action not in self.actions:
+            return
+        validator = jsonschema.Draft202012Validator(self.actions.input_schema(action))
+        for error in validator.iter_errors(inputs):
+            if _is_templated(inputs, list(error.absolute_path)):
+                continue
+            where = ".".join([path, *(str(p) for p in error.absolute_path)])
+            self.add(where, schema_error_message(error))
+
+
+def _is_templated(inputs: Any, error_path: list) -> bool:
+    """A schema error about a value that is (or sits inside) a template is for run time, not save time."""
+    node = inputs
+    for part in error_path:
+        if has_template(node):
+            return True
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return has_template(node)
+
+
+def schema_error_message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "enum":
+        return f"{error.instance!r} is not one of " + ", ".join(str(v) for v in error.validator_value)
+    if error.validator == "additionalProperties":
+        return error.message.replace("Additional properties are not allowed", "unknown input")
+    return error.message
+
+
+def compile_definition(source: str | bytes | Mapping, actions: ActionCatalog) -> WorkflowSpec:
+    """Parse, validate and normalise a definition; raises InvalidDefinition listing every problem."""
+    data = parse_source(source)
+    check = _Checker(actions)
+    check.unknown_keys(data, WORKFLOW_KEYS, "")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        check.add("name", "required: a non-empty string")
+        name = ""
+    raw_tasks = _collect_tasks(data, check)
+    tasks = {task_id: _task(task_id, raw, path, check) for task_id, (raw, path) in raw_tasks.items()}
+    paths = {task_id: path for task_id, (_, path) in raw_tasks.items()}
+    for task_id, task in tasks.items():
+        for dep in task.depends_on:
+            if dep not in tasks:
+                check.add(f"{paths[task_id]}.depends_on", f"unknown task '{dep}'")
+    if not any(p.path.endswith(".depends_on") for p in check.problems):
+        cycle = find_cycle({t: task.depends_on for t, task in tasks.items()})
+        if cycle:
+            check.add(f"{paths[cycle[0]]}.depends_on", "dependency cycle: " + " -> ".join(cycle))
+    triggers = _triggers(data.get("triggers", []), check)
+    concurrency = data.get("concurrency")
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1):
+        check.add("concurrency", f"must be an integer >= 1, got {concurrency!r}")
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        check.add("enabled", f"must be true or false, got {enabled!r}")
+    if check.problems:
+        raise InvalidDefinition(check.problems)
+    return WorkflowSpec(name=name, tasks=tasks, triggers=triggers, concurrency=concurrency, enabled=enabled)
+
+
+def _collect_tasks(data: Mapping, check: _Checker) -> dict[str, tuple[dict, str]]:
+    """Both task shapes as {id: (raw task, source path)}; `steps` chain each step to the one before."""
+    if "steps" in data and "tasks" in data:
+        check.add("steps", "use either `steps` or `tasks`, not both")
+    if "steps" in data:
+        steps = data["steps"]
+        if not isinstance(steps, list) or not steps:
+            check.add("steps", "must be a non-empty list of steps")
+            return {}
+        collected: dict[str, tuple[dict, str]] = {}
+        previous = None
+        for index, step in enumerate(steps):
+            path = f"steps[{index}]"
+            if not isinstance(step, dict):
+                check.add(path, "must be a mapping")
+                continue
+            if "depends_on" in step:
+                check.add(f"{path}.depends_on", "steps run in order; use `tasks` for explicit dependencies")
+            label = step.get("name")
+            if not isinstance(label, str) or not label.strip():
+                check.add(f"{path}.name", "required: every step needs a name")
+                label = f"step {index + 1}"
+            task_id = slugify(label)
+            if task_id in collected:
+                check.add(f"{path}.name", f"'{label}' gives the id '{task_id}' already used by another step")
+                continue
+            raw = {k: v for k, v in step.items() if k != "depends_on"}
+            raw["depends_on"] = [previous] if previous else []
+            collected[task_id] = (raw, path)
+            previous = task_id
+        return collected
+    tasks = data.get("tasks")
+    if not isinstance(tasks, dict) or not tasks:
+        check.add("tasks", "required: a workflow needs at least one task (`tasks:` mapping or `steps:` list)")
+        return {}
+    if len(tasks) > MAX_TASKS:
+        check.add("tasks", f"at most {MAX_TASKS} tasks per workflow")
+        return {}
+    collected = {}
+    for task_id, raw in tasks.items():
+        path = f"tasks.{task_id}"
+        if not isinstance(task_id, str) or not TASK_ID.match(task_id):
+            check.add(path, "task ids must match [A-Za-z_][A-Za-z0-9_]*")
+            continue
+        if not isinstance(raw, dict):
+            check.add(path, "must be a mapping with `action` or `run`")
+            continue
+        collected[task_id] = (raw, path)
+    return collected
+
+
+def _task(task_id: str, raw: dict, path: str, check: _Checker) -> TaskSpec:
+    check.unknown_keys(raw, TASK_KEYS, path)
+    if "run" in raw:
+        if "action" in raw or "inputs" in raw:
+            check.add(f"{path}.run", "`run` is shorthand for shell.run: do not combine it with `action`/`inputs`")
+        if not isinstance(raw["run"], str) or not raw["run"].strip():
+            check.add(f"{path}.run", "must be a non-empty command string")
+        action, inputs = "shell.run", {"command": raw["run"]}
+        inputs_path = f"{path}.run"
+    else:
+        action = raw.get("action")
+        inputs = raw.get("inputs", {})
+        inputs_path = f"{path}.inputs"
+        if not isinstance(action, str) or not action:
+            check.add(f"{path}.action", "required: an action name (or `run:` for a shell command)")
+            action = ""
+        elif action not in check.actions:
+            check.add(f"{path}.action", f"unknown action '{action}'")
+    if action:
+        if "run" in raw:
+            for sub, message in syntax_errors(inputs["command"], inputs_path):
+                check.add(sub, message)
+        else:
+            check.inputs(action, inputs, inputs_path)
+    depends_on = raw.get("depends_on", [])
+    if isinstance(depends_on, str):
+        depends_on = [depends_on]
+    if not isinstance(depends_on, list) or not all(isinstance(d, str) for d in depends_on):
+        check.add(f"{path}.depends_on", "must be a list of task ids")
+        depends_on = []
+    if task_id in depends_on:
+        check.add(f"{path}.depends_on", f"dependency cycle: {task_id} -> {task_id}")
+        depends_on = [d for d in depends_on if d != task_id]
+    rule = raw.get("trigger_rule", "all_success")
+    if rule not in TRIGGER_RULES:
+        check.add(f"{path}.trigger_rule", f"{rule!r} is not one of " + ", ".join(TRIGGER_RULES))
+        rule = "all_success"
+    when = raw.get("when")
+    if when is not None:
+        if not isinstance(when, (str, bool)):
+            check.add(f"{path}.when", "must be a template string")
+        else:
+            when = str(when) if isinstance(when, str) else ("true" if when else "false")
+            for sub, message in syntax_errors(when, f"{path}.when"):
+                check.add(sub, message)
+    queue = raw.get("queue", "default")
+    if not isinstance(queue, str) or not re.match(r"^[A-Za-z0-9_.:-]+$", queue):
+        check.add(f"{path}.queue", "must be a queue name of letters, digits, '_', '-', '.' or ':'")
+        queue = "default"
+    return TaskSpec(
+        id=task_id,
+        action=action,
+        inputs=inputs if isinstance(inputs, dict) else {},
+        depends_on=tuple(dict.fromkeys(depends_on)),
+        retries=check.number(raw, "retries", path, 0, integer=True),
+        retry_delay=check.number(raw, "retry_delay", path, 1),
+        timeout=check.number(raw, "timeout", path, 300, minimum=0.001),
+        when=when,
+        trigger_rule=rule,
+        queue=queue,
+        name=raw.get("name"),
+    )
+
+
+def _triggers(raw: Any, check: _Checker) -> list[dict]:
+    if not isinstance(raw, list):
+        check.add("triggers", "must be a list of triggers")
+        return []
+    triggers = []
+    for index, trigger in enumerate(raw):
+        path = f"triggers[{index}]"
+        if not isinstance(trigger, dict):
+            check.add(path, "must be a mapping with `type`")
+            continue
+        kind = trigger.get("type")
+        if kind not in TRIGGER_KEYS:
+            check.add(f"{path}.type", f"{kind!r} is not one of " + ", ".join(TRIGGER_KEYS))
+            continue
+        check.unknown_keys(trigger, TRIGGER_KEYS[kind], path)
+        if kind == "cron":
+            expression = trigger.get("cron")
+            if not isinstance(expression, str):
+                check.add(f"{path}.cron", "required: a cron expression such as '0 9 * * 1-5'")
+            else:
+                message = cron_maths.validate_cron(expression)
+                if message:
+                    check.add(f"{path}.cron", message)
+            message = cron_maths.validate_timezone(trigger.get("timezone", "UTC"))
+            if message:
+                check.add(f"{path}.timezone", message)
+            if "max_catchup" in trigger:
+                check.number(trigger, "max_catchup", path, 1, minimum=1, integer=True)
+        elif kind == "poll":
+            check.number(trigger, "every", path, 300, minimum=1)
+            action = trigger.get("action")
+            if action not in check.actions:
+                check.add(f"{path}.action", f"unknown action '{action}'")
+            else:
+                check.inputs(action, trigger.get("inputs", {}), f"{path}.inputs")
+            for key in ("items", "key"):
+                if key in trigger:
+                    for sub, message in syntax_errors(trigger[key], f"{path}.{key}"):
+                        check.add(sub, message)
+        elif kind == "webhook":
+            signature = trigger.get("signature", "generic")
+            if signature not in SIGNATURE_PRESETS:
+                check.add(f"{path}.signature", f"{signature!r} is not one of " + ", ".join(SIGNATURE_PRESETS))
+            if "secret" in trigger and not isinstance(trigger["secret"], str):
+                check.add(f"{path}.secret", "must be a string")
+        triggers.append(dict(trigger))
+    return triggers

@@ -1,0 +1,110 @@
+"""`python manage.py runworkflow FILE [--input JSON]`: run a definition in this process, no broker needed."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from connectors.platform import action_config
+from connectors.registry import default_registry
+from runs.executor import AttemptResult, RecordingSecrets
+from runs.local import LocalRunner
+from runs.states import RunStatus, TaskStatus
+from workflows.definition import InvalidDefinition, compile_definition
+from workflows.graph import format_plan
+
+
+class ConsoleReporter:
+    """Prints the seed's format: [PLAN], [RUNNING], [SUCCESS], [FAILED], [SKIPPED], with each task's output."""
+
+    def __init__(self, out):
+        self.out = out
+        self.lock = threading.Lock()
+
+    def _print(self, text: str) -> None:
+        with self.lock:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def plan(self, levels: list[list[str]]) -> None:
+        self._print(f"[PLAN] Execution order: {format_plan(levels)}")
+
+    def task_started(self, task_id: str, attempt: int) -> None:
+        suffix = f" (attempt {attempt})" if attempt > 1 else ""
+        self._print(f"[RUNNING] Task {task_id}{suffix}")
+
+    def task_finished(self, task_id: str, result: AttemptResult, will_retry: bool) -> None:
+        lines = []
+        if result.status == TaskStatus.SUCCEEDED:
+            lines.append(f"[SUCCESS] Task {task_id}")
+        elif result.status == TaskStatus.SKIPPED:
+            lines.append(f"[SKIPPED] Task {task_id}: `when` was false")
+        else:
+            retry = " (will retry)" if will_retry else ""
+            lines.append(f"[FAILED] Task {task_id}: {result.error}{retry}")
+        lines.extend("    " + line for line in _output_lines(result.output))
+        self._print("\n".join(lines))
+
+    def task_skipped(self, task_id: str, reason: str) -> None:
+        self._print(f"[SKIPPED] Task {task_id}")
+
+
+def _output_lines(output: dict) -> list[str]:
+    if not output:
+        return []
+    if set(output) >= {"stdout", "stderr"}:
+        lines = output["stdout"].rstrip("\n").splitlines()
+        lines += [f"[stderr] {line}" for line in (output["stderr"] or "").rstrip("\n").splitlines()]
+        return lines
+    return json.dumps(output, indent=2, default=str).splitlines()
+
+
+class Command(BaseCommand):
+    help = "Run a workflow definition file in-process and print each task's progress."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", help="YAML or JSON workflow definition")
+        parser.add_argument("--input", default=None, help="JSON payload, available as trigger.body")
+
+    def handle(self, *args, **options) -> None:
+        path = Path(options["file"])
+        try:
+            source = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            self._fail(f"cannot read {path}: {exc.strerror}")
+        try:
+            body = json.loads(options["input"]) if options["input"] else {}
+        except json.JSONDecodeError as exc:
+            self._fail(f"--input is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+        registry = default_registry()
+        try:
+            spec = compile_definition(source, registry)
+        except InvalidDefinition as exc:
+            self._fail("\n".join(f"[INVALID] {path}: {problem}" for problem in exc.problems))
+        runner = LocalRunner(
+            spec,
+            registry=registry,
+            config=action_config(allow_shell=True),
+            reporter=ConsoleReporter(self.stdout),
+            trigger={"body": body, "kind": "cli"},
+            secrets=RecordingSecrets(_secret_lookup),
+        )
+        result = runner.run()
+        self.stdout.write(f"[RUN] {spec.name}: {result.status}")
+        self.stdout.flush()
+        sys.exit(0 if result.status == RunStatus.SUCCEEDED else 1)
+
+    def _fail(self, message: str) -> None:
+        self.stderr.write(message)
+        sys.exit(2)
+
+
+def _secret_lookup(name: str) -> str | None:
+    try:
+        from connectors.secrets import secret_value
+    except ImportError:
+        return None
+    return secret_value(name)
