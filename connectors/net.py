@@ -62,7 +62,7 @@ _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1:
 
 
 class BlockedDestination(ActionError):
-    """The URL points somewhere the policy forbids; no connection was made."""
+    """The URL (or a redirect) points somewhere the policy forbids; no connection to it was made."""
 
     def __init__(self, message: str):
         super().__init__(message, retryable=False)
@@ -117,10 +117,10 @@ def check_address(addr: IPAddress) -> str | None:
         return "a multicast address"
     if isinstance(addr, ipaddress.IPv4Address) and addr in _SHARED:
         return "a shared (carrier-grade NAT) address"
-    if addr.is_private:
-        return "a private address"
     if addr.is_reserved:
         return "a reserved address"
+    if addr.is_private:
+        return "a private address"
     if not addr.is_global:
         return "a non-public address"
     return None

@@ -7,6 +7,7 @@ is read or the file is truncated.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path, PurePosixPath
@@ -69,7 +70,7 @@ def _open_confined(real: Path, root: Path, shown: str, flags: int, mode: int = 0
     except IsADirectoryError:
         raise _refuse(f"path '{shown}' is a directory") from None
     except OSError as exc:
-        if exc.errno == getattr(os, "ELOOP", None):  # the last component became a symlink after the check
+        if exc.errno == errno.ELOOP:  # the last component became a symlink after the check
             raise _refuse(f"path '{shown}' escapes the files root (through a symbolic link)") from None
         raise ActionError(f"cannot open '{shown}': {exc.strerror}", retryable=False) from None
     try:
