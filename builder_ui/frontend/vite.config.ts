@@ -15,6 +15,7 @@ export default defineConfig({
     emptyOutDir: true,
     cssCodeSplit: false,
     sourcemap: false,
+    chunkSizeWarningLimit: 1024,
     target: "es2020",
     rollupOptions: {
       input: fileURLToPath(new URL("./src/main.tsx", import.meta.url)),

@@ -138,58 +138,58 @@ export function TaskPanel(props: Props) {
 
       <div className="ff-section-title">Execution</div>
       <div className="ff-settings">
-          <div className="ff-row">
-            <NumberSetting name="retries" label="Retries" data={data} onChange={onChange} />
-            <NumberSetting name="retry_delay" label="Retry delay" unit="s" data={data} onChange={onChange} />
-            <NumberSetting name="timeout" label="Timeout" unit="s" data={data} onChange={onChange} />
-          </div>
-          <div className="ff-field">
-            <label className="ff-label" htmlFor="ff-task-trigger_rule">
-              Trigger rule
-            </label>
-            <select
-              id="ff-task-trigger_rule"
-              className="ff-input"
-              data-testid="task-trigger_rule"
-              value={data.trigger_rule ?? TASK_DEFAULTS.trigger_rule}
-              onChange={(e) => onChange({ ...data, trigger_rule: e.target.value })}
-            >
-              {TRIGGER_RULES.map((r) => (
-                <option key={r} value={r}>
-                  {r}
-                </option>
-              ))}
-            </select>
-            <div className="ff-help">When this task runs, given how its dependencies ended.</div>
-          </div>
-          <div className="ff-field">
-            <label className="ff-label" htmlFor="ff-task-when">
-              Run only when
-              <span className="ff-type">template</span>
-            </label>
-            <TemplateInput
-              id="ff-task-when"
-              testId="task-when"
-              value={data.when ?? ""}
-              placeholder="{{ steps.fetch.output.status == 200 }}"
-              suggestions={suggestions}
-              onChange={(when) => onChange({ ...data, when: when || undefined })}
-            />
-            <div className="ff-help">The task is skipped when this renders falsy.</div>
-          </div>
-          <div className="ff-field">
-            <label className="ff-label" htmlFor="ff-task-queue">
-              Queue
-            </label>
-            <input
-              id="ff-task-queue"
-              className="ff-input ff-mono"
-              data-testid="task-queue"
-              placeholder={TASK_DEFAULTS.queue}
-              value={data.queue ?? ""}
-              onChange={(e) => onChange({ ...data, queue: e.target.value || undefined })}
-            />
-          </div>
+        <div className="ff-row">
+          <NumberSetting name="retries" label="Retries" data={data} onChange={onChange} />
+          <NumberSetting name="retry_delay" label="Retry delay" unit="s" data={data} onChange={onChange} />
+          <NumberSetting name="timeout" label="Timeout" unit="s" data={data} onChange={onChange} />
+        </div>
+        <div className="ff-field">
+          <label className="ff-label" htmlFor="ff-task-trigger_rule">
+            Trigger rule
+          </label>
+          <select
+            id="ff-task-trigger_rule"
+            className="ff-input"
+            data-testid="task-trigger_rule"
+            value={data.trigger_rule ?? TASK_DEFAULTS.trigger_rule}
+            onChange={(e) => onChange({ ...data, trigger_rule: e.target.value })}
+          >
+            {TRIGGER_RULES.map((r) => (
+              <option key={r} value={r}>
+                {r}
+              </option>
+            ))}
+          </select>
+          <div className="ff-help">When this task runs, given how its dependencies ended.</div>
+        </div>
+        <div className="ff-field">
+          <label className="ff-label" htmlFor="ff-task-when">
+            Run only when
+            <span className="ff-type">template</span>
+          </label>
+          <TemplateInput
+            id="ff-task-when"
+            testId="task-when"
+            value={data.when ?? ""}
+            placeholder="{{ steps.fetch.output.status == 200 }}"
+            suggestions={suggestions}
+            onChange={(when) => onChange({ ...data, when: when || undefined })}
+          />
+          <div className="ff-help">The task is skipped when this renders falsy.</div>
+        </div>
+        <div className="ff-field">
+          <label className="ff-label" htmlFor="ff-task-queue">
+            Queue
+          </label>
+          <input
+            id="ff-task-queue"
+            className="ff-input ff-mono"
+            data-testid="task-queue"
+            placeholder={TASK_DEFAULTS.queue}
+            value={data.queue ?? ""}
+            onChange={(e) => onChange({ ...data, queue: e.target.value || undefined })}
+          />
+        </div>
       </div>
 
       <div className="ff-panel-footer">
