@@ -1,0 +1,40 @@
+"""Fixtures shared by every app's tests."""
+from __future__ import annotations
+
+import pytest
+import redis
+from django.conf import settings
+
+
+@pytest.fixture(autouse=True)
+def _files_root(tmp_path, settings):
+    settings.AUTOMATION_FILES_ROOT = tmp_path / "files"
+
+
+@pytest.fixture
+def broker():
+    """The Redis database used as broker in this test session, emptied before the test."""
+    if not settings.CELERY_BROKER_URL.startswith("redis://"):
+        raise RuntimeError("integration tests need Redis: set CELERY_BROKER_URL=redis://...")
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def start_worker(broker, tmp_path, django_db_blocker):
+    """Start real Celery worker processes; every one is stopped (by process group) when the test ends."""
+    from automation.testing import WorkerProcess, worker_environment
+
+    started: list[WorkerProcess] = []
+
+    def start(name: str = "w1", *, concurrency: int = 1, queues: str = "default", **env) -> WorkerProcess:
+        environment = worker_environment(AUTOMATION_FILES_ROOT=str(settings.AUTOMATION_FILES_ROOT), **env)
+        worker = WorkerProcess(name, concurrency=concurrency, queues=queues, env=environment)
+        started.append(worker)
+        return worker.wait_ready()
+
+    yield start
+    for worker in started:
+        worker.stop()
