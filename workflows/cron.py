@@ -170,7 +170,9 @@ def iter_fire_times(expression: str, timezone: str = "UTC", *, after: datetime) 
 
 def describe(expression: str, timezone: str | None = None) -> str:
     """A human description such as 'At 09:00, Monday through Friday (Europe/Berlin)'."""
-    from cron_descriptor import ExpressionDescriptor, Options  # only the UI needs it; keep import cost there
+    # Imported here: only the admin and the API describe schedules, the engine never does.
+    from cron_descriptor import ExpressionDescriptor, FormatException, MissingFieldException, Options, \
+        WrongArgumentException
 
     fields = _normalise(expression)
     options = Options()
@@ -178,8 +180,8 @@ def describe(expression: str, timezone: str | None = None) -> str:
     options.throw_exception_on_parse_error = True
     try:
         text = ExpressionDescriptor(" ".join(fields), options).get_description()
-    except Exception:  # cron-descriptor does not know every croniter extension; the expression is valid
-        text = " ".join(fields)
+    except (FormatException, MissingFieldException, WrongArgumentException, ValueError):
+        text = " ".join(fields)  # a croniter extension cron-descriptor does not know; the expression is valid
     return f"{text} ({timezone})" if timezone else text
 
 

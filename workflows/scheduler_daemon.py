@@ -66,7 +66,7 @@ def parse_config(text: str, *, source: str = "(config)") -> list[Job]:
         raise ConfigError([_yaml_error(exc, source)]) from None
 
     if not isinstance(data, dict):
-        raise ConfigError(["(root): expected a mapping with a 'jobs' list"])
+        raise ConfigError([f"{source}: expected a mapping with a 'jobs' list"])
     errors = [f"{key}: unknown key" for key in data if key != "jobs"]
     raw_jobs = data.get("jobs")
     if not isinstance(raw_jobs, list) or not raw_jobs:
@@ -98,6 +98,7 @@ def _parse_job(raw: Any, path: str, errors: list[str]) -> Job | None:
     found_before = len(errors)
     errors.extend(f"{path}.{key}: unknown key" for key in raw if key not in _JOB_KEYS)
     values: dict[str, str] = {}
+    checks = {"cron": validate_cron, "timezone": validate_timezone}
     for key in ("name", "cron", "command", "timezone"):
         if key not in raw:
             if key != "timezone":
@@ -106,12 +107,10 @@ def _parse_job(raw: Any, path: str, errors: list[str]) -> Job | None:
         value = raw[key]
         if not isinstance(value, str) or not value.strip():
             errors.append(f"{path}.{key}: expected a non-empty string")
-            continue
-        values[key] = value
-    if "cron" in values and (problem := validate_cron(values["cron"])):
-        errors.append(f"{path}.cron: {problem}")
-    if "timezone" in values and (problem := validate_timezone(values["timezone"])):
-        errors.append(f"{path}.timezone: {problem}")
+        elif key in checks and (problem := checks[key](value)):
+            errors.append(f"{path}.{key}: {problem}")
+        else:
+            values[key] = value
     if len(errors) > found_before:
         return None
     return Job(**values)
@@ -165,6 +164,20 @@ class _Wakeup:
         self._writer.close()
 
 
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _kill_group(process: subprocess.Popen[str], signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
 class Scheduler:
     """Runs jobs at their cron times until stop() or until `max_runs` executions have started.
 
@@ -196,6 +209,7 @@ class Scheduler:
         self._state_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._processes: set[subprocess.Popen[str]] = set()
+        self._terminating = False
         self._next: dict[str, datetime] = {}
         self.runs_started = 0
 
@@ -284,6 +298,9 @@ class Scheduler:
             return
         with self._state_lock:
             self._processes.add(process)
+            terminate_now = self._terminating
+        if terminate_now:  # stop() came while this execution was starting
+            _kill_group(process, signal.SIGTERM)
         try:
             output, _ = process.communicate()
         finally:
@@ -293,7 +310,7 @@ class Scheduler:
         if process.returncode == 0:
             lines.append(f"[SUCCESS] '{job.name}'")
         elif process.returncode < 0:
-            lines.append(f"[FAILED] '{job.name}': killed by {signal.Signals(-process.returncode).name}")
+            lines.append(f"[FAILED] '{job.name}': killed by {_signal_name(-process.returncode)}")
         else:
             lines.append(f"[FAILED] '{job.name}': exit code {process.returncode}")
         self._write_block(lines, job)
@@ -316,27 +333,27 @@ class Scheduler:
         return self._max_runs is not None and self.runs_started >= self._max_runs
 
     def _shut_down(self) -> None:
-        """Let executions finish after --max-runs; on a stop signal terminate them first."""
-        if self.stopping:
-            self._signal_processes(signal.SIGTERM)
-            deadline = time.monotonic() + STOP_GRACE_SECONDS
-            for thread in self._threads:
-                thread.join(max(deadline - time.monotonic(), 0.0))
-            self._signal_processes(signal.SIGKILL)
+        """Let running executions finish after --max-runs; on stop() terminate them instead."""
         for thread in self._threads:
-            while thread.is_alive():
-                thread.join(1.0)
-                if self.stopping:  # a signal arrived while we waited for --max-runs executions
-                    self._signal_processes(signal.SIGTERM)
+            while thread.is_alive() and not self.stopping:
+                thread.join(0.5)
+        if not self.stopping:
+            return
+        with self._state_lock:
+            self._terminating = True
+        self._signal_processes(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        self._signal_processes(signal.SIGKILL)
+        for thread in self._threads:
+            thread.join(1.0)  # a background grandchild may still hold the pipe; the threads are daemons
 
     def _signal_processes(self, signum: int) -> None:
         with self._state_lock:
             processes = list(self._processes)
         for process in processes:
-            try:
-                os.killpg(process.pid, signum)
-            except ProcessLookupError:
-                pass
+            _kill_group(process, signum)
 
     def _now(self) -> datetime:
         return self._clock().astimezone(UTC)
