@@ -1,0 +1,265 @@
+"""Webhook deliveries: turn a received request into a trigger, store it, start a run; replay stored ones.
+
+The HTTP side (`workflows.hooks.receive`) only reads the request and maps `WebhookRejected` to a status. Here:
+
+* `webhook_config` reads the workflow's first `type: webhook` trigger (secret, signature preset, rate limit).
+  A workflow without one still answers at its token with no signature and the default rate limit: the token
+  is the capability, as `webhook_url` is published for every workflow (SPEC §6).
+* `trigger_from_request` parses the raw body (JSON, form or text) into `{"body", "headers", "query", "method",
+  "kind": "webhook"}`, refusing what PostgreSQL could not store (NUL characters, lone surrogates, NaN).
+* `delivery_accept` inserts the run and the delivery in one transaction; the run's start is enqueued on
+  commit. A repeated `Idempotency-Key` fails the delivery INSERT on a unique constraint, which rolls the
+  run back and answers the first run's id: no read-then-write race.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import TooManyFieldsSent
+from django.db import IntegrityError, transaction
+from django.http import QueryDict
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
+from django.core.files.uploadhandler import MemoryFileUploadHandler
+from django.utils import timezone
+
+from runs.models import TriggerKind, WorkflowRun
+from runs.services import run_create
+from workflows.definition import WorkflowSpec
+from workflows.templating import TemplateRenderError, has_template, render_value
+
+from .models import WebhookDelivery, Workflow
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+MAX_IDEMPOTENCY_KEY = 255
+DEFAULT_RATE_LIMIT = (6000, 60)  # requests per window (seconds), per token and per web worker process
+_RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+
+
+class WebhookRejected(Exception):
+    """The delivery is refused; `status` is the HTTP answer, `path`/`message` the error entry."""
+
+    def __init__(self, status: int, path: str, message: str):
+        self.status, self.path, self.message = status, path, message
+        super().__init__(message)
+
+    def as_json(self) -> dict:
+        return {"errors": [{"path": self.path, "message": self.message}]}
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    secret: str | None = None
+    signature: str = "generic"
+    rate_limit: tuple[int, int] = DEFAULT_RATE_LIMIT
+
+
+def webhook_config(spec: WorkflowSpec) -> WebhookConfig:
+    """The settings of the workflow's first webhook trigger (defaults when it declares none)."""
+    trigger = next((t for t in spec.triggers if t.get("type") == "webhook"), None)
+    if trigger is None:
+        return WebhookConfig()
+    return WebhookConfig(secret=trigger.get("secret") or None, signature=trigger.get("signature", "generic"),
+                         rate_limit=parse_rate_limit(trigger.get("rate_limit")))
+
+
+def parse_rate_limit(value: Any) -> tuple[int, int]:
+    """`rate_limit: 120` (per minute) or `"10/s"`, `"100/m"`, `"1000/h"` → (count, window seconds)."""
+    if value is None:
+        return DEFAULT_RATE_LIMIT
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value, 60
+    if isinstance(value, str):
+        count, _, unit = value.replace(" ", "").partition("/")
+        if count.isdigit() and int(count) > 0 and unit.lower() in _RATE_UNITS:
+            return int(count), _RATE_UNITS[unit.lower()]
+    log.warning("ignoring webhook rate_limit %r: expected an integer per minute or 'N/s', 'N/m', 'N/h'", value)
+    return DEFAULT_RATE_LIMIT
+
+
+def resolve_secret(secret: str) -> str | None:
+    """A literal secret, or `{{ secrets.NAME }}` looked up in the vault at use (None when it is missing)."""
+    if not has_template(secret):
+        return secret
+    from connectors.secrets import secret_value
+    from runs.executor import RecordingSecrets
+
+    try:
+        value = render_value(secret, {"secrets": RecordingSecrets(secret_value)}, "secret")
+    except TemplateRenderError:
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+# --- parsing -------------------------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def parse_body(raw: bytes, content_type: str) -> Any:
+    """The request body as data: JSON → value, forms → {name: value or [values]}, other text → str."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if not raw:
+        return {}
+    if media_type == "application/x-www-form-urlencoded":
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WebhookRejected(400, "body", "form body is not UTF-8") from None
+        try:
+            return _flatten(QueryDict(text, encoding="utf-8"))
+        except TooManyFieldsSent:
+            raise WebhookRejected(400, "body", "too many form fields") from None
+    if media_type == "multipart/form-data":
+        return _parse_multipart(raw, content_type)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookRejected(400, "body", "body is not UTF-8 text") from None
+    if media_type in ("", "application/json", "text/json") or media_type.endswith("+json"):
+        if not media_type and not text.lstrip()[:1] in ("{", "["):
+            return text
+        try:
+            return json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
+        except json.JSONDecodeError as exc:
+            raise WebhookRejected(400, "body", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+        except (ValueError, RecursionError) as exc:  # NaN/Infinity, >4300-digit integers, absurd nesting
+            message = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+            raise WebhookRejected(400, "body", f"invalid JSON: {message}") from None
+    return text
+
+
+def _parse_multipart(raw: bytes, content_type: str) -> dict:
+    meta = {"CONTENT_TYPE": content_type, "CONTENT_LENGTH": str(len(raw))}
+    try:
+        fields, files = MultiPartParser(meta, io.BytesIO(raw), [MemoryFileUploadHandler()], "utf-8").parse()
+    except TooManyFieldsSent:
+        raise WebhookRejected(400, "body", "too many form fields") from None
+    except (MultiPartParserError, ValueError) as exc:
+        raise WebhookRejected(400, "body", f"invalid multipart body: {exc}") from None
+    body = _flatten(fields)
+    for name in files:
+        # File contents are not copied into the trigger; the raw delivery keeps them.
+        described = [{"filename": f.name, "content_type": f.content_type, "size": f.size} for f in files.getlist(name)]
+        body[name] = described[0] if len(described) == 1 else described
+    return body
+
+
+def _flatten(data: QueryDict) -> dict:
+    return {key: values[0] if len(values) == 1 else values for key, values in data.lists()}
+
+
+def _check_storable(value: Any, path: str, depth: int = 0) -> None:
+    """Refuse data PostgreSQL's jsonb cannot hold (NUL characters, lone surrogates), before any INSERT."""
+    if depth > 200:
+        raise WebhookRejected(400, path, "nested too deeply")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise WebhookRejected(400, path, "NUL characters (\\u0000) are not supported")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise WebhookRejected(400, path, "text contains unpaired surrogate characters") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable(key, path, depth + 1)
+            _check_storable(item, path, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_storable(item, path, depth + 1)
+
+
+def trigger_from_request(*, method: str, headers: dict, query: dict, raw_body: bytes) -> dict:
+    """The run's `trigger` for a delivery; raises WebhookRejected(400) on a body it cannot take."""
+    body = parse_body(raw_body, headers.get("content-type", ""))
+    _check_storable(body, "body")
+    _check_storable(query, "query")
+    _check_storable(headers, "headers")
+    return {"body": body, "headers": headers, "query": query, "method": method, "kind": "webhook"}
+
+
+# --- storing --------------------------------------------------------------------------------------------------
+
+
+def delivery_accept(*, workflow: Workflow, method: str, headers: dict, query: dict, raw_body: bytes,
+                    trigger: dict, idempotency_key: str | None = None) -> tuple[int, bool]:
+    """Store the delivery and a queued run in one transaction; returns (run id, whether it is a repeat).
+
+    With an `idempotency_key` seen on this workflow within 24 h, nothing is stored and the first run's id
+    is returned. An older holder of the key is released (its key cleared) and the insert tried once more.
+    """
+    for _ in range(2):
+        try:
+            with transaction.atomic():
+                run = run_create(workflow=workflow, trigger=trigger, trigger_kind=TriggerKind.WEBHOOK)
+                WebhookDelivery.objects.create(
+                    workflow=workflow, method=method, headers=headers, query=query, body=raw_body,
+                    status_code=202, run=run, idempotency_key=idempotency_key,
+                )
+            return run.id, False
+        except IntegrityError:
+            if not idempotency_key:
+                raise
+            first = (WebhookDelivery.objects.filter(workflow=workflow, idempotency_key=idempotency_key)
+                     .values("id", "run_id", "received_at").first())
+            if first is None:  # released by a concurrent request between our INSERT and this read
+                continue
+            if first["received_at"] >= timezone.now() - IDEMPOTENCY_WINDOW:
+                return first["run_id"], True
+            WebhookDelivery.objects.filter(id=first["id"], idempotency_key=idempotency_key).update(
+                idempotency_key=None)
+    raise WebhookRejected(409, "headers.idempotency-key", "this Idempotency-Key is being used concurrently")
+
+
+def delivery_record_rejected(*, workflow: Workflow, method: str, headers: dict, query: dict, raw_body: bytes,
+                             status_code: int, error: str) -> None:
+    """Keep a refused delivery (bad signature, bad body, disabled workflow) for the operator to inspect."""
+    try:
+        WebhookDelivery.objects.create(workflow=workflow, method=method, headers=_storable_or_empty(headers),
+                                       query=_storable_or_empty(query), body=raw_body, status_code=status_code,
+                                       error=error[:2000])
+    except Exception:  # noqa: BLE001 - the sender still gets its 4xx; losing the record is only logged
+        log.warning("could not store rejected webhook delivery for workflow %s", workflow.id, exc_info=True)
+
+
+def _storable_or_empty(value: dict) -> dict:
+    try:
+        _check_storable(value, "")
+    except WebhookRejected:
+        return {}
+    return value
+
+
+def delivery_replay(delivery_id: int) -> WorkflowRun:
+    """Start a new run from a stored delivery, as if it had just arrived (no signature or rate check).
+
+    The trigger is rebuilt from the stored raw body and headers, so it is what the original would have had,
+    plus `replayed_from` naming the delivery. Raises WebhookRejected when the body cannot make a trigger or
+    the workflow is disabled, and WebhookDelivery.DoesNotExist for an unknown id.
+    """
+    delivery = WebhookDelivery.objects.select_related("workflow").get(id=delivery_id)
+    workflow = delivery.workflow
+    if not workflow.enabled:
+        raise WebhookRejected(409, "workflow", "the workflow is disabled; enable it to replay deliveries")
+    trigger = trigger_from_request(method=delivery.method, headers=dict(delivery.headers),
+                                   query=dict(delivery.query), raw_body=bytes(delivery.body))
+    trigger["replayed_from"] = delivery.id
+    with transaction.atomic():
+        return run_create(workflow=workflow, trigger=trigger, trigger_kind=TriggerKind.WEBHOOK)
