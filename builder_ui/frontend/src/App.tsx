@@ -30,7 +30,7 @@ import {
   type WorkflowMeta,
 } from "./definition";
 import { ancestorsOf, cycleCreatedBy } from "./graph";
-import { NODE_HEIGHT, NODE_WIDTH, layoutNodes } from "./layout";
+import { NODE_HEIGHT, NODE_WIDTH, freePosition, layoutNodes } from "./layout";
 import { nodeStatus, ViewContext, type ViewState } from "./viewContext";
 import { DeletableEdge } from "./components/DeletableEdge";
 import { RunPanel } from "./components/RunPanel";
@@ -271,8 +271,8 @@ function Builder({ config, api }: { config: BuilderConfig; api: ApiClient }) {
         const center = rect
           ? flow.screenToFlowPosition({ x: rect.left + rect.width / 2, y: rect.top + rect.height / 2 })
           : { x: 0, y: 0 };
-        const offset = (nodes.length % 6) * 24;
-        position = { x: center.x + offset, y: center.y + offset };
+        const corner = freePosition(center, nodes);
+        position = { x: corner.x + NODE_WIDTH / 2, y: corner.y + NODE_HEIGHT / 2 };
       }
       const id = uniqueId(slugify(actionName), nodes.map((n) => n.id));
       const node: TaskNode = {
@@ -477,7 +477,7 @@ function Builder({ config, api }: { config: BuilderConfig; api: ApiClient }) {
             onChange={(e) => setMeta({ ...meta, name: e.target.value })}
           />
           <span className={`ff-save-state${dirty ? " dirty" : ""}`} data-testid="save-state" data-dirty={dirty}>
-            {notice ?? saveState}
+            {saving || dirty ? saveState : (notice ?? saveState)}
           </span>
           <div className="ff-spacer" />
           {run && (

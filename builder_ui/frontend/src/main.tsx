@@ -16,7 +16,8 @@ function mount() {
   if (!root) return;
   const data = root.dataset;
   const config: BuilderConfig = {
-    workflowId: data.workflowId?.trim() || null,
+    // Tolerate a template that renders a missing id as "None" or "null".
+    workflowId: /^\d+$/.test(data.workflowId?.trim() ?? "") ? data.workflowId!.trim() : null,
     apiBase: data.apiBase || "/api/",
     csrfToken: data.csrfToken || csrfFromCookie(),
     adminUrl: data.adminUrl || "/admin/workflows/workflow/",
