@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from encrypted_fields.fields import EncryptedTextField
 
@@ -16,3 +17,42 @@ class Secret(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ConnectedAccount(models.Model):
+    """A user's OAuth2 grant at a provider (GitHub); the tokens are encrypted at rest and never displayed.
+
+    Refreshes replace both tokens (GitHub refresh tokens are single-use), so they happen under a row lock:
+    see `connectors.github.services`.
+    """
+
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        NEEDS_REAUTH = "needs_reauth", "Needs re-authorisation"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connected_accounts"
+    )
+    provider = models.CharField(max_length=32, default="github")
+    external_id = models.CharField(max_length=64, help_text="The account's id at the provider.")
+    login = models.CharField(max_length=100, help_text="The account's login at the provider.")
+    scopes = models.JSONField(default=list, blank=True)
+    access_token = EncryptedTextField()
+    # NULL when the provider issues tokens that do not expire (classic OAuth apps without expiring tokens).
+    refresh_token = EncryptedTextField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_expires_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OK)
+    status_reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider", "login"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "external_id"], name="connected_account_unique_external_id"),
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"], name="connected_account_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.login}"
