@@ -116,7 +116,7 @@ export function errorsFromBody(body: unknown): FieldError[] {
   return out;
 }
 
-export function createApi(base: string, csrfToken: string, fetchImpl: typeof fetch = fetch.bind(window)): ApiClient {
+export function createApi(base: string, csrfToken: string, fetchImpl: typeof fetch = globalThis.fetch.bind(globalThis)): ApiClient {
   const root = base.endsWith("/") ? base : `${base}/`;
 
   async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
