@@ -176,3 +176,18 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+
+# --- Operations ---------------------------------------------------------------------------------------------
+# /healthz and /metrics (automation/health.py). An empty METRICS_TOKEN keeps /metrics public like most
+# exporters; when set, scrapers send `Authorization: Bearer <token>`.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+HEALTHZ_TIMEOUT_SECONDS = env_float("HEALTHZ_TIMEOUT_SECONDS", 1.0)
+# `json` writes one JSON object per line with the run and task ids bound by automation.logging.bind_log_context.
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ValueError(f"LOG_FORMAT must be 'text' or 'json', got {LOG_FORMAT!r}")
+if LOG_FORMAT == "json":
+    from .logging import json_logging
+
+    LOGGING = json_logging(LOGGING)

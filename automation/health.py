@@ -1,0 +1,89 @@
+"""Operations endpoints: /healthz for probes and load balancers, /metrics for Prometheus.
+
+Both are plain Django views outside the API (no session, no throttling). Each health check is bounded by
+HEALTHZ_TIMEOUT_SECONDS so a dead dependency makes the probe fail quickly instead of hanging it.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+log = logging.getLogger(__name__)
+
+
+def check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def check_broker() -> None:
+    """Raise unless the broker accepts a connection: Redis answers PING, the filesystem folder is writable."""
+    url = settings.CELERY_BROKER_URL
+    timeout = settings.HEALTHZ_TIMEOUT_SECONDS
+    if url.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    elif url.startswith("filesystem://"):
+        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".healthz-", delete=True):
+            pass
+    else:
+        from automation.celery import app
+
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=0, timeout=timeout)
+
+
+CHECKS = {"database": check_database, "broker": check_broker}
+
+
+@never_cache
+@require_safe
+def healthz(request: HttpRequest) -> JsonResponse:
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure is the answer; the detail goes to the log
+            log.warning("healthz: %s check failed: %s", name, exc)
+            results[name] = "unavailable"
+    healthy = all(value == "ok" for value in results.values())
+    return JsonResponse(results, status=200 if healthy else 503)
+
+
+def _authorised(request: HttpRequest, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+@never_cache
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    from runs.metrics import metrics_snapshot, render_prometheus
+
+    token = settings.METRICS_TOKEN
+    if token and not _authorised(request, token):
+        response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    try:
+        body = render_prometheus(metrics_snapshot())
+    except Exception:  # noqa: BLE001 - the database is down: say so with a status a scraper records
+        log.exception("metrics: snapshot failed")
+        return HttpResponse("database unavailable\n", status=503, content_type="text/plain")
+    return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")
