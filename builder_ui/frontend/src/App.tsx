@@ -285,6 +285,16 @@ function Builder({ config, api }: { config: BuilderConfig; api: ApiClient }) {
       setNodes((ns) => [...ns.map((n) => (n.selected ? { ...n, selected: false } : n)), node]);
       setSelectedId(id);
       setTab("task");
+      // Bring a node placed outside the visible area into view, along with the rest of the graph.
+      const rect = canvasRef.current?.getBoundingClientRect();
+      if (rect) {
+        const topLeft = flow.flowToScreenPosition(node.position);
+        const bottomRight = flow.flowToScreenPosition({ x: node.position.x + NODE_WIDTH, y: node.position.y + NODE_HEIGHT });
+        if (topLeft.x < rect.left || topLeft.y < rect.top || bottomRight.x > rect.right || bottomRight.y > rect.bottom) {
+          const { zoom } = flow.getViewport();
+          setTimeout(() => void flow.fitView({ padding: 0.2, maxZoom: Math.max(zoom, 0.5), duration: 200 }), 50);
+        }
+      }
     },
     [flow, nodes],
   );
