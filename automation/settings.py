@@ -38,6 +38,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -92,6 +93,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# WhiteNoise serves static files from the apps' folders directly, so no collectstatic step is needed.
+WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/admin/"
@@ -123,6 +126,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup otherwise closes the database connection after every task (8 ms to reconnect);
+# runs/signals.py instead checks the connection's health before each task, so a restarted PostgreSQL
+# is still reconnected transparently.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 
 # --- Flowforge ----------------------------------------------------------------------------------------------
 AUTOMATION_FILES_ROOT = Path(env_str("AUTOMATION_FILES_ROOT", str(BASE_DIR / "files")))
@@ -137,6 +144,10 @@ AUTOMATION_SWEEP_SECONDS = env_float("AUTOMATION_SWEEP_SECONDS", 10.0)
 # Attempts lost with their worker are retried beyond `retries`, up to this many, so redelivery cannot loop.
 AUTOMATION_MAX_LOST_ATTEMPTS = env_int("AUTOMATION_MAX_LOST_ATTEMPTS", 3)
 AUTOMATION_LOG_LIMIT = env_int("AUTOMATION_LOG_LIMIT", 256 * 1024)
+# Run-history retention (runs.retention.prune_runs); a workflow's retention_days / retention_max_runs override.
+AUTOMATION_RETENTION_DAYS = env_int("AUTOMATION_RETENTION_DAYS", 30)
+AUTOMATION_RETENTION_FAILED_DAYS = env_int("AUTOMATION_RETENTION_FAILED_DAYS", 90)
+AUTOMATION_RETENTION_MAX_RUNS = env_int("AUTOMATION_RETENTION_MAX_RUNS", 10000)
 
 GITHUB_CLIENT_ID = env_str("GITHUB_CLIENT_ID")
 GITHUB_CLIENT_SECRET = env_str("GITHUB_CLIENT_SECRET")
@@ -162,6 +173,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "automation.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    # Generous: they stop runaway scripts, not people; the builder polls a run once a second.
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("API_THROTTLE_ANON", "120/minute"),
+        "user": env_str("API_THROTTLE_USER", "3000/minute"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Flowforge API",
@@ -191,3 +211,34 @@ if LOG_FORMAT == "json":
     from .logging import json_logging
 
     LOGGING = json_logging(LOGGING)
+
+# --- OAuth (GitHub) -----------------------------------------------------------------------------------------
+# Connecting GitHub accounts (connectors/github): social-auth runs the OAuth2 dance for an already logged-in
+# user and never logs anyone in; the pipeline keeps the tokens encrypted in ConnectedAccount, not extra_data.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "connectors.github.backend.GithubConnectOAuth2",
+]
+SOCIAL_AUTH_GITHUB_KEY = GITHUB_CLIENT_ID  # the backend re-reads GITHUB_CLIENT_ID/SECRET at request time
+SOCIAL_AUTH_GITHUB_SECRET = GITHUB_CLIENT_SECRET
+SOCIAL_AUTH_GITHUB_SCOPE = ["repo"]
+SOCIAL_AUTH_URL_NAMESPACE = "social"
+SOCIAL_AUTH_JSONFIELD_ENABLED = True
+SOCIAL_AUTH_REDIRECT_IS_HTTPS = env_bool("SOCIAL_AUTH_REDIRECT_IS_HTTPS", False)
+SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/connections/"
+SOCIAL_AUTH_NEW_ASSOCIATION_REDIRECT_URL = "/connections/"
+SOCIAL_AUTH_PIPELINE = (
+    "social_core.pipeline.social_auth.social_details",
+    "social_core.pipeline.social_auth.social_uid",
+    "social_core.pipeline.social_auth.auth_allowed",
+    "social_core.pipeline.social_auth.social_user",  # refuses a GitHub account already connected elsewhere
+    "social_core.pipeline.social_auth.associate_user",
+    "social_core.pipeline.social_auth.load_extra_data",
+    "connectors.github.pipeline.store_connected_account",
+)
+# Refused flows (state mismatch, not logged in, denied at GitHub) answer with an error page and a 4xx status.
+MIDDLEWARE = [*MIDDLEWARE, "social_django.middleware.SocialAuthExceptionMiddleware"]
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "connectors.refresh_tokens": {"task": "connectors.refresh_tokens", "schedule": 300.0},
+}

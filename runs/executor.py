@@ -9,6 +9,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import jsonschema
@@ -70,6 +71,11 @@ def mask_secrets(value: Any, secrets: Iterable[str]) -> Any:
     if isinstance(value, list):
         return [mask_secrets(v, secrets) for v in value]
     return value
+
+
+@lru_cache(maxsize=None)
+def _validator(action_class: type) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(action_class.input_schema)
 
 
 def _run_with_deadline(call: Callable[[], dict], timeout: float, heartbeat: Callable[[], None] | None,
@@ -156,7 +162,7 @@ def execute_attempt(
     except TemplateRenderError as exc:
         return finish(AttemptResult(TaskStatus.FAILED, error=str(exc)))
 
-    errors = sorted(jsonschema.Draft202012Validator(action_class.input_schema).iter_errors(inputs), key=str)
+    errors = sorted(_validator(action_class).iter_errors(inputs), key=str)
     if errors:
         where = ".".join(["inputs", *(str(p) for p in errors[0].absolute_path)])
         message = f"{where}: {schema_error_message(errors[0])}"

@@ -136,7 +136,18 @@ def _rules(spec: WorkflowSpec) -> dict[str, str]:
 # --- executing one task run ----------------------------------------------------------------------------------
 
 
-def task_execute(*, task_run_id: int) -> None:
+def task_execute(*, task_run_id: int, queue: str | None = None) -> None:
+    """Execute the task run, then keep going with a downstream task it made ready on the same `queue`.
+
+    Running the next task here (Airflow's "mini scheduler") saves a broker round trip per step of a chain;
+    the task run is queued in the database first, so if this process dies the sweeper re-sends it.
+    """
+    next_id: int | None = task_run_id
+    while next_id is not None:
+        next_id = _claim_and_execute(next_id, keep_local_queue=queue)
+
+
+def _claim_and_execute(task_run_id: int, *, keep_local_queue: str | None) -> int | None:
     """Claim the task run (queued → running), execute one attempt, record it. A lost claim does nothing."""
     now = timezone.now()
     claimed = (
@@ -146,8 +157,10 @@ def task_execute(*, task_run_id: int) -> None:
                 worker=WORKER_NAME)
     )
     if not claimed:
-        return
-    task_run = TaskRun.objects.select_related("run", "run__workflow").get(id=task_run_id)
+        return None
+    task_run = (TaskRun.objects.select_related("run", "run__workflow")
+                .only(*_TASK_RUN_FIELDS, *_RUN_FIELDS, "run__workflow__name", "run__workflow__owner_id")
+                .get(id=task_run_id))
     run = task_run.run
     spec = spec_for_version(run.workflow_version_id)
     task = spec.tasks[task_run.task_id]
@@ -165,7 +178,17 @@ def task_execute(*, task_run_id: int) -> None:
         run_id=run.id, attempt=task_run.attempt, workflow=run.workflow.name, owner_id=run.workflow.owner_id,
         heartbeat=lambda: _heartbeat(task_run), heartbeat_every=settings.AUTOMATION_HEARTBEAT_SECONDS,
     )
-    task_finish(task_run=task_run, result=result, spec=spec)
+    return task_finish(task_run=task_run, result=result, spec=spec, keep_local_queue=keep_local_queue)
+
+
+_TASK_RUN_FIELDS = ("id", "run_id", "task_id", "attempt", "queue", "logs", "attempts", "started_at", "worker")
+_RUN_FIELDS = ("run__id", "run__trigger", "run__trigger_kind", "run__started_at", "run__workflow_version_id",
+               "run__workflow_id")
+
+
+def _lock_run(run_id: int) -> WorkflowRun:
+    """Lock the run row: every change to a run's task states happens under this lock."""
+    return WorkflowRun.objects.select_for_update().only("id", "status", "workflow_id").get(id=run_id)
 
 
 def _uses_templates(task) -> bool:
@@ -204,12 +227,17 @@ def _joined_logs(task_run: TaskRun, new_logs: str) -> str:
     return logs[-settings.AUTOMATION_LOG_LIMIT:]
 
 
-def task_finish(*, task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec) -> None:
-    """Record an attempt; then retry it, or advance the run to the next ready tasks."""
+def task_finish(*, task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec,
+                keep_local_queue: str | None = None) -> int | None:
+    """Record an attempt; then retry it, or advance the run to the next ready tasks.
+
+    Returns the id of one newly queued task run on `keep_local_queue` that was not sent to the broker
+    because the caller will execute it next.
+    """
     task = spec.tasks[task_run.task_id]
     now = timezone.now()
     with transaction.atomic():
-        run = WorkflowRun.objects.select_for_update().get(id=task_run.run_id)
+        run = _lock_run(task_run.run_id)
         cancelled = run.status != RunState.RUNNING
         retry = (result.status == TaskStatus.FAILED and result.retryable and not cancelled
                  and task_run.attempt <= task.retries)
@@ -224,16 +252,19 @@ def task_finish(*, task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec)
             if mine.update(status=TaskState.QUEUED, queued_at=now, not_before=now + timedelta(seconds=delay),
                            **common):
                 transaction.on_commit(lambda: enqueue_task_run(task_run.id, task_run.queue, countdown=delay))
-            return
+            return None
         final = TaskState.CANCELLED if cancelled else str(result.status)
         if mine.update(status=final, finished_at=now, **common) and not cancelled:
-            _advance_run(run, spec)
+            return _advance_run(run, spec, keep_local_queue=keep_local_queue)
+    return None
 
 
-def _advance_run(run: WorkflowRun, spec: WorkflowSpec) -> None:
+def _advance_run(run: WorkflowRun, spec: WorkflowSpec, keep_local_queue: str | None = None) -> int | None:
     """With the run row locked: skip what can no longer run, queue what is ready, finish the run when done."""
+    kept = None
     now = timezone.now()
-    statuses = dict(TaskRun.objects.filter(run_id=run.id).values_list("task_id", "status"))
+    rows = TaskRun.objects.filter(run_id=run.id).values_list("id", "task_id", "status", "queue")
+    statuses = {task_id: status for _, task_id, status, _ in rows}
     decided = advance(spec.depends_on, _rules(spec), statuses)
     if decided.to_skip:
         TaskRun.objects.filter(run_id=run.id, task_id__in=decided.to_skip, status=TaskState.PENDING).update(
@@ -243,9 +274,13 @@ def _advance_run(run: WorkflowRun, spec: WorkflowSpec) -> None:
         TaskRun.objects.filter(run_id=run.id, task_id__in=decided.to_queue, status=TaskState.PENDING).update(
             status=TaskState.QUEUED, queued_at=now)
         statuses.update({t: TaskStatus.QUEUED for t in decided.to_queue})
-        to_send = list(TaskRun.objects.filter(run_id=run.id, task_id__in=decided.to_queue).values_list("id", "queue"))
+        ready = set(decided.to_queue)
+        to_send = [(task_run_id, queue) for task_run_id, task_id, _, queue in rows if task_id in ready]
+        kept = next((task_run_id for task_run_id, queue in to_send if queue == keep_local_queue), None)
+        to_send = [(task_run_id, queue) for task_run_id, queue in to_send if task_run_id != kept]
         transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
     _finish_run_if_done(run, statuses, spec)
+    return kept
 
 
 def _finish_run_if_done(run: WorkflowRun, statuses: dict, spec: WorkflowSpec) -> None:
@@ -343,7 +378,7 @@ def _recover_zombie(task_run: TaskRun, now) -> int:
     entry = _attempt_entry(task_run, "lost", error, now)
     logs = _joined_logs(task_run, f"[{error}]")
     with transaction.atomic():
-        run = WorkflowRun.objects.select_for_update().get(id=task_run.run_id)
+        run = _lock_run(task_run.run_id)
         mine = TaskRun.objects.filter(id=task_run.id, status=TaskState.RUNNING, attempt=task_run.attempt,
                                       heartbeat_at=task_run.heartbeat_at)
         if run.status == RunState.RUNNING and lost < settings.AUTOMATION_MAX_LOST_ATTEMPTS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import task_prerun, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -36,6 +36,12 @@ def _stop_sweeper(**kwargs) -> None:
     _stop.set()
 
 
+def _fresh_connection(**kwargs) -> None:
+    # Drops a connection that is broken or past CONN_MAX_AGE and re-arms CONN_HEALTH_CHECKS for the next query.
+    close_old_connections()
+
+
 def connect() -> None:
+    task_prerun.connect(_fresh_connection, weak=False, dispatch_uid="flowforge-fresh-connection")
     worker_ready.connect(_start_sweeper, weak=False, dispatch_uid="flowforge-sweeper-start")
     worker_shutdown.connect(_stop_sweeper, weak=False, dispatch_uid="flowforge-sweeper-stop")

@@ -9,9 +9,10 @@ def start_run(run_id: int) -> None:
     services.run_start(run_id=run_id)
 
 
-@shared_task(name="runs.execute_task", acks_late=True, ignore_result=True)
-def execute_task(task_run_id: int) -> None:
-    services.task_execute(task_run_id=task_run_id)
+@shared_task(name="runs.execute_task", acks_late=True, ignore_result=True, bind=True)
+def execute_task(self, task_run_id: int) -> None:
+    queue = (self.request.delivery_info or {}).get("routing_key")
+    services.task_execute(task_run_id=task_run_id, queue=queue)
 
 
 @shared_task(name="runs.sweep", ignore_result=True)
