@@ -133,10 +133,9 @@ def parse_source(source: str | bytes | Mapping) -> dict:
 
 
 def slugify(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
-    if not slug or slug[0].isdigit():
-        slug = f"step_{slug}"
-    return slug
+    """Step name → task id, the same way the builder does: `Say Hello!` → `say_hello`, `1st` → `_1st`."""
+    slug = re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_") or "step"
+    return f"_{slug}" if slug[0].isdigit() else slug
 
 
 # --- validation + normalisation ------------------------------------------------------------------------------
