@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+import json
+
+import django_filters
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from .models import TaskRun, WorkflowRun
+from .models import RunState, TaskRun, TriggerKind, WorkflowRun
+from .permissions import NotReadOnlyUser
 from .services import RunError, run_cancel, run_rerun, run_retry
 
 ACCEPTED = {202: {"type": "object", "properties": {"run_id": {"type": "integer"}}}}
@@ -34,6 +44,49 @@ class RunListSerializer(serializers.ModelSerializer):
         fields = ["id", "workflow", "status", "trigger_kind", "parent", "created_at", "started_at", "finished_at"]
 
 
+class TaskLogsSerializer(serializers.Serializer):
+    task_id = serializers.CharField()
+    status = serializers.CharField()
+    attempt = serializers.IntegerField()
+    logs = serializers.CharField()
+
+
+class PlainTextRenderer(BaseRenderer):
+    """`Accept: text/plain` (or `?format=txt`) on the logs endpoint answers the bare log text."""
+
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if isinstance(data, dict) and isinstance(data.get("logs"), str):
+            return data["logs"].encode(self.charset)
+        return json.dumps(data).encode(self.charset)
+
+
+class RunFilter(django_filters.FilterSet):
+    workflow = django_filters.NumberFilter(field_name="workflow_id", help_text="Workflow id")
+    status = django_filters.ChoiceFilter(choices=RunState.choices)
+    trigger_kind = django_filters.ChoiceFilter(choices=TriggerKind.choices)
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date or date-time, inclusive")
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date or date-time, exclusive")
+
+    class Meta:
+        model = WorkflowRun
+        fields = ["workflow", "status", "trigger_kind", "created_after", "created_before"]
+
+
+class RunCursorPagination(CursorPagination):
+    """Keyset pagination on the primary key: every page costs the same at any depth of history."""
+
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
 class RerunSerializer(serializers.Serializer):
     from_task = serializers.CharField()
     version = serializers.ChoiceField(choices=["original", "current"], default="original")
@@ -41,15 +94,19 @@ class RerunSerializer(serializers.Serializer):
 
 
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = WorkflowRun.objects.none()  # for the schema; get_queryset scopes to the user
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = RunFilter
+    pagination_class = RunCursorPagination
+    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, not a database error
+    permission_classes = [IsAuthenticated, NotReadOnlyUser]
+
     def get_queryset(self):
         queryset = WorkflowRun.objects.all()
         if not self.request.user.is_staff:
             queryset = queryset.filter(workflow__owner=self.request.user)
-        params = self.request.query_params
-        if params.get("workflow"):
-            queryset = queryset.filter(workflow_id=params["workflow"])
-        if params.get("status"):
-            queryset = queryset.filter(status=params["status"])
+        if self.action == "list":
+            queryset = queryset.defer("trigger", "reuse_tasks")
         if self.action == "retrieve":
             queryset = queryset.prefetch_related("task_runs")
         return queryset
@@ -84,3 +141,17 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def cancel(self, request, pk=None):
         run = self.get_object()
         return self._accepted(lambda: run_cancel(run_id=run.id))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("task_id", OpenApiTypes.STR, OpenApiParameter.PATH)],
+        responses={(200, "application/json"): TaskLogsSerializer, (200, "text/plain"): OpenApiTypes.STR},
+    )
+    @action(detail=True, methods=["get"], url_path=r"tasks/(?P<task_id>[^/]+)/logs", filter_backends=[],
+            pagination_class=None, renderer_classes=[JSONRenderer, BrowsableAPIRenderer, PlainTextRenderer])
+    def logs(self, request, pk=None, task_id=None):
+        """One task run's logs: JSON `{"task_id", "status", "attempt", "logs"}`, or plain text."""
+        run = get_object_or_404(self.get_queryset().only("id"), pk=pk)
+        task_run = get_object_or_404(TaskRun.objects.only("task_id", "status", "attempt", "logs"), run=run,
+                                     task_id=task_id)
+        return Response({"task_id": task_run.task_id, "status": task_run.status, "attempt": task_run.attempt,
+                         "logs": task_run.logs})

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from automation.api import errors_response
 from runs.models import TriggerKind
+from runs.permissions import NotReadOnlyUser
 from runs.services import run_create
 
 from .definition import InvalidDefinition
@@ -47,14 +50,50 @@ class WorkflowSerializer(serializers.ModelSerializer):
                              enabled=data.get("enabled"))
 
 
+class ValidateSerializer(serializers.Serializer):
+    definition = DefinitionField(help_text="A JSON object, or a YAML/JSON string holding one")
+
+    def validate_definition(self, value):
+        if not isinstance(value, (dict, str)):
+            raise serializers.ValidationError("must be a JSON object or a YAML/JSON string")
+        return value
+
+
+VALID = inline_serializer("DefinitionValid", {
+    "valid": serializers.BooleanField(),
+    "name": serializers.CharField(),
+    "plan": serializers.ListField(child=serializers.ListField(child=serializers.CharField()),
+                                  help_text="Task ids grouped by the round in which they can run"),
+})
+
+
+class WorkflowPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
 class WorkflowViewSet(viewsets.ModelViewSet):
     serializer_class = WorkflowSerializer
+    queryset = Workflow.objects.none()  # for the schema; get_queryset scopes to the user
+    pagination_class = WorkflowPagination
+    lookup_value_regex = r"\d+"  # a non-numeric id is a 404, not a database error
+    permission_classes = [IsAuthenticated, NotReadOnlyUser]
 
     def get_queryset(self):
-        queryset = Workflow.objects.all()
+        queryset = Workflow.objects.select_related("owner")
         if not self.request.user.is_staff:
             queryset = queryset.filter(owner=self.request.user)
         return queryset
+
+    @extend_schema(request=ValidateSerializer, responses={200: VALID})
+    @action(detail=False, methods=["post"], permission_classes=[IsAuthenticated])
+    def validate(self, request):
+        """Validate a definition without saving it; answers the execution plan or the path-named errors."""
+        body = ValidateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        _, spec = definition_validate(body.validated_data["definition"])  # InvalidDefinition → 400
+        return Response({"valid": True, "name": spec.name, "plan": spec.levels()})
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -20,6 +20,12 @@ class Workflow(models.Model):
     # Denormalised so the webhook path reads one row to start a run on the current definition.
     current_version = models.ForeignKey("WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+", editable=False)
+    # Run-history retention; empty means the AUTOMATION_RETENTION_* defaults (runs.retention).
+    retention_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Delete finished runs older than this many days (failed ones are kept at "
+                                         "least AUTOMATION_RETENTION_FAILED_DAYS). Empty: the global default.")
+    retention_max_runs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Keep at most this many finished runs. Empty: the global default.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

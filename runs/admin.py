@@ -1,0 +1,210 @@
+"""The operator's run pages: a fast list (100k+ runs) and a read-only run page that follows a running run live."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from workflows.admin_graph import dag_svg
+from workflows.services import spec_for_version
+
+from .models import RunState, TaskRun, WorkflowRun
+from .services import RunError, run_cancel, run_retry
+from .states import FINAL_RUN
+
+FINAL = {str(s) for s in FINAL_RUN}
+
+
+def format_duration(started: datetime | None, finished: datetime | None, now: datetime | None = None) -> str:
+    if started is None:
+        return "—"
+    end = finished or now
+    if end is None:
+        return "—"
+    seconds = max((end - started).total_seconds(), 0.0)
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _pretty(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+def run_detail_context(run: WorkflowRun) -> dict:
+    """Everything the run page shows, task runs in plan order (tasks without a row yet shown as not started)."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    spec = spec_for_version(run.workflow_version_id)
+    rows = {task_run.task_id: task_run for task_run in TaskRun.objects.filter(run=run)}
+    order = [task_id for level in spec.levels() for task_id in level]
+    order += [task_id for task_id in rows if task_id not in spec.tasks]
+    tasks = []
+    for task_id in order:
+        task_run, task = rows.get(task_id), spec.tasks.get(task_id)
+        tasks.append({
+            "task_id": task_id,
+            "action": task.action if task else "",
+            "depends_on": list(task.depends_on) if task else [],
+            "status": task_run.status if task_run else "not started",
+            "attempt": task_run.attempt if task_run else 0,
+            "queue": task_run.queue if task_run else (task.queue if task else ""),
+            "started_at": task_run.started_at if task_run else None,
+            "finished_at": task_run.finished_at if task_run else None,
+            "duration": format_duration(task_run.started_at, task_run.finished_at,
+                                        now if task_run.status == "running" else None) if task_run else "—",
+            "inputs": _pretty(task_run.inputs) if task_run and task_run.inputs else "",
+            "output": _pretty(task_run.output) if task_run and task_run.output not in ({}, None) else "",
+            "error": task_run.error if task_run else "",
+            "logs": task_run.logs if task_run else "",
+            "attempts": task_run.attempts if task_run else [],
+            "logs_url": reverse("admin:runs_workflowrun_task_logs", args=[run.pk, task_id]) if task_run else "",
+        })
+    statuses = {t["task_id"]: t["status"] for t in tasks if t["status"] != "not started"}
+    return {
+        "run": run,
+        "tasks": tasks,
+        "final": run.status in FINAL,
+        "run_duration": format_duration(run.started_at, run.finished_at, None if run.status in FINAL else now),
+        "graph": dag_svg(spec.depends_on, subtitles={t: s.action for t, s in spec.tasks.items()}, statuses=statuses),
+        "trigger_json": _pretty(run.trigger),
+    }
+
+
+class TriggerKindFilter(admin.SimpleListFilter):
+    title, parameter_name = "trigger", "trigger_kind"
+
+    def lookups(self, request, model_admin):
+        from .models import TriggerKind
+
+        return TriggerKind.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(trigger_kind=self.value()) if self.value() else queryset
+
+
+@admin.register(WorkflowRun)
+class WorkflowRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "status_badge", "workflow", "trigger_kind", "created_at", "started_at", "duration"]
+    list_display_links = ["id", "status_badge"]
+    list_filter = ["status", "workflow", TriggerKindFilter, ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["workflow"]
+    list_per_page = 50
+    show_full_result_count = False
+    ordering = ["-id"]
+    search_fields = ["=id"]
+    actions = ["retry_failed", "cancel_runs"]
+
+    def get_queryset(self, request):
+        # The list never shows the trigger payloads; leaving them in the database keeps pages small.
+        return super().get_queryset(request).defer("trigger", "reuse_tasks")
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, run: WorkflowRun) -> str:
+        return format_html('<span class="ff-badge ff-status-{0}">{0}</span>', run.status)
+
+    @admin.display(description="Duration")
+    def duration(self, run: WorkflowRun) -> str:
+        return format_duration(run.started_at, run.finished_at)
+
+    # --- actions --------------------------------------------------------------------------------------------
+
+    @admin.action(description="Retry failed tasks", permissions=["change"])
+    def retry_failed(self, request, queryset):
+        created, refused = [], []
+        for run_id in queryset.values_list("id", flat=True):
+            try:
+                with transaction.atomic():
+                    created.append(run_retry(run_id=run_id).pk)
+            except RunError as exc:
+                refused.append(str(exc))
+        if created:
+            self.message_user(request, f"Queued retry run(s): {', '.join(map(str, created))}.", messages.SUCCESS)
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)
+
+    @admin.action(description="Cancel", permissions=["change"])
+    def cancel_runs(self, request, queryset):
+        ids = list(queryset.exclude(status__in=FINAL).values_list("id", flat=True))
+        for run_id in ids:
+            run_cancel(run_id=run_id)
+        self.message_user(request, f"Cancelled {len(ids)} run(s).", messages.SUCCESS)
+
+    # --- the run page ---------------------------------------------------------------------------------------
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:run_id>/live/", wrap(self.live_view), name="runs_workflowrun_live"),
+            path("<int:run_id>/retry/", wrap(require_POST(self.retry_view)), name="runs_workflowrun_retry"),
+            path("<int:run_id>/cancel/", wrap(require_POST(self.cancel_view)), name="runs_workflowrun_cancel"),
+            path("<int:run_id>/tasks/<str:task_id>/logs/", wrap(self.logs_view), name="runs_workflowrun_task_logs"),
+        ] + super().get_urls()
+
+    def _get_run(self, request: HttpRequest, run_id, *, change: bool = False) -> WorkflowRun:
+        run = get_object_or_404(WorkflowRun.objects.select_related("workflow", "workflow_version"), pk=run_id)
+        allowed = self.has_change_permission(request, run) if change else self.has_view_permission(request, run)
+        if not allowed:
+            raise PermissionDenied
+        return run
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self._get_run(request, object_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts, "original": run, "title": f"Run {run.pk} of {run.workflow.name}",
+            "has_change_permission": self.has_change_permission(request, run),
+            "can_retry": run.status in (RunState.FAILED, RunState.CANCELLED),
+            "can_cancel": run.status not in FINAL,
+            "live_url": reverse("admin:runs_workflowrun_live", args=[run.pk]),
+            **run_detail_context(run),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/runs/workflowrun/detail.html", context)
+
+    def live_view(self, request: HttpRequest, run_id: int) -> JsonResponse:
+        run = self._get_run(request, run_id)
+        context = run_detail_context(run)
+        html = render_to_string("admin/runs/workflowrun/_run_body.html", context, request=request)
+        return JsonResponse({"id": run.pk, "status": run.status, "final": context["final"],
+                             "duration": context["run_duration"], "html": html})
+
+    def retry_view(self, request: HttpRequest, run_id: int):
+        run = self._get_run(request, run_id, change=True)
+        try:
+            with transaction.atomic():
+                new_run = run_retry(run_id=run.pk)
+        except RunError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:runs_workflowrun_change", args=[run.pk]))
+        self.message_user(request, f"Run {new_run.pk} retries the failed tasks of run {run.pk}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:runs_workflowrun_change", args=[new_run.pk]))
+
+    def cancel_view(self, request: HttpRequest, run_id: int):
+        run = self._get_run(request, run_id, change=True)
+        run_cancel(run_id=run.pk)
+        self.message_user(request, f"Run {run.pk} cancelled.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:runs_workflowrun_change", args=[run.pk]))
+
+    def logs_view(self, request: HttpRequest, run_id: int, task_id: str) -> HttpResponse:
+        run = self._get_run(request, run_id)
+        task_run = get_object_or_404(TaskRun, run=run, task_id=task_id)
+        return HttpResponse(task_run.logs, content_type="text/plain; charset=utf-8")

@@ -1,0 +1,284 @@
+"""The operator's workflow pages: a YAML editor validated on save, the DAG picture, versions with diffs,
+schedules, webhook URL, storage used, and "Run now"."""
+from __future__ import annotations
+
+import difflib
+import json
+
+import yaml
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from runs.models import TriggerKind, WorkflowRun
+from runs.services import RunError, run_create
+
+from .admin_graph import dag_svg
+from .definition import InvalidDefinition
+from .models import Workflow, WorkflowVersion
+from .services import definition_validate, spec_for_version, workflow_save
+
+admin.site.site_header = "Flowforge"
+admin.site.site_title = "Flowforge"
+admin.site.index_title = "Operations"
+
+SCHEDULE_PREFIX = "flowforge:{id}:"
+VERSIONS_SHOWN = 20
+
+
+def definition_yaml(definition: dict) -> str:
+    return yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+
+
+def status_badge(status: str) -> str:
+    return format_html('<span class="ff-badge ff-status-{0}">{0}</span>', status)
+
+
+class WorkflowAdminForm(forms.ModelForm):
+    definition_text = forms.CharField(
+        label="Definition",
+        widget=forms.Textarea(attrs={"class": "ff-code", "rows": 24, "cols": 100, "spellcheck": "false"}),
+        help_text="YAML or JSON. Validated on save; a changed definition becomes a new version.",
+    )
+    based_on_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    class Meta:
+        model = Workflow
+        fields = ["name", "enabled", "owner", "retention_days", "retention_max_runs"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["name"].required = False
+        self.fields["name"].help_text = "Defaults to the definition's name."
+        if self.instance.pk:
+            self.fields["definition_text"].initial = definition_yaml(self.instance.definition)
+            self.fields["based_on_version"].initial = self.instance.version
+        else:
+            self.fields["enabled"].initial = True
+        self.parsed_definition: dict | None = None
+
+    def clean(self):
+        cleaned = super().clean()
+        source = cleaned.get("definition_text")
+        if source is None:
+            return cleaned
+        try:
+            data, spec = definition_validate(source)
+        except InvalidDefinition as exc:
+            self.add_error("definition_text", [f"{p.path}: {p.message}" if p.path else p.message
+                                               for p in exc.problems])
+            return cleaned
+        self.parsed_definition = data
+        if not cleaned.get("name"):
+            cleaned["name"] = spec.name
+        based_on = cleaned.get("based_on_version")
+        if self.instance.pk and based_on is not None:
+            current = Workflow.objects.filter(pk=self.instance.pk).values_list("version", flat=True).first()
+            if current is not None and current != based_on:
+                self.add_error("definition_text", f"the workflow changed meanwhile (now version {current}, you "
+                                                  f"edited version {based_on}); reload and apply your change again")
+        return cleaned
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(admin.ModelAdmin):
+    form = WorkflowAdminForm
+    list_display = ["name", "enabled", "version", "owner", "last_run_status", "runs_count", "updated_at"]
+    list_filter = ["enabled"]
+    list_select_related = ["owner"]
+    search_fields = ["name"]
+    actions = ["enable_workflows", "disable_workflows"]
+    change_form_template = "admin/workflows/workflow/change_form.html"
+    readonly_fields = ["graph", "webhook", "schedules", "storage", "version_history"]
+
+    def get_fieldsets(self, request, obj=None):
+        main = (None, {"fields": ["name", "definition_text", "based_on_version", "enabled", "owner"]})
+        retention = ("Retention", {"fields": ["retention_days", "retention_max_runs"], "classes": ["collapse"]})
+        if obj is None:
+            return [main, retention]
+        return [
+            ("Graph", {"fields": ["graph"]}),
+            main,
+            ("Triggers", {"fields": ["webhook", "schedules"]}),
+            ("History", {"fields": ["storage", "version_history"]}),
+            retention,
+        ]
+
+    def get_queryset(self, request):
+        last_status = WorkflowRun.objects.filter(workflow=OuterRef("pk")).order_by("-id").values("status")[:1]
+        return super().get_queryset(request).annotate(
+            _last_run_status=Subquery(last_status), _runs_count=Count("runs", distinct=False),
+        )
+
+    @admin.display(description="Last run")
+    def last_run_status(self, obj: Workflow) -> str:
+        status = getattr(obj, "_last_run_status", None)
+        return status_badge(status) if status else "—"
+
+    @admin.display(description="Runs", ordering="_runs_count")
+    def runs_count(self, obj: Workflow):
+        url = reverse("admin:runs_workflowrun_changelist") + f"?workflow__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, getattr(obj, "_runs_count", 0))
+
+    # --- read-only panels ------------------------------------------------------------------------------------
+
+    @admin.display(description="DAG")
+    def graph(self, obj: Workflow):
+        if not obj.current_version_id:
+            return "—"
+        spec = spec_for_version(obj.current_version_id)
+        subtitles = {task_id: task.action for task_id, task in spec.tasks.items()}
+        return format_html('<div class="ff-graph-wrap">{}</div>', dag_svg(spec.depends_on, subtitles=subtitles))
+
+    @admin.display(description="Webhook URL")
+    def webhook(self, obj: Workflow):
+        # The page script prefixes the origin the operator reached us by (admin instances are shared, so
+        # no request is kept on them).
+        return format_html(
+            '<code class="ff-absolute-url" id="ff-webhook-url" data-path="{0}">{0}</code> '
+            '<button type="button" class="button ff-copy" data-copy-target="ff-webhook-url">Copy</button>',
+            obj.webhook_path)
+
+    @admin.display(description="Schedules")
+    def schedules(self, obj: Workflow):
+        from django_celery_beat.models import PeriodicTask
+
+        tasks = (PeriodicTask.objects.filter(name__startswith=SCHEDULE_PREFIX.format(id=obj.pk))
+                 .select_related("crontab", "interval").order_by("name"))
+        if not tasks:
+            return "No schedules."
+        rows = format_html_join(
+            "", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            ((reverse("admin:django_celery_beat_periodictask_change", args=[t.pk]), t.name,
+              t.crontab or t.interval or t.clocked or t.solar or "—", "yes" if t.enabled else "no",
+              t.last_run_at or "never") for t in tasks))
+        return format_html('<table class="ff-table"><thead><tr><th>Name</th><th>Schedule</th><th>Enabled</th>'
+                           '<th>Last run</th></tr></thead><tbody>{}</tbody></table>', rows)
+
+    @admin.display(description="Storage used")
+    def storage(self, obj: Workflow):
+        from runs.retention import history_storage, policy_for
+
+        used = history_storage(obj.pk)
+        policy = policy_for(obj)
+        return format_html(
+            "≈ {} in {} runs / {} task runs. Keeps finished runs {} days (failed: {} days), at most {} runs.",
+            _human_bytes(used["bytes"]), used["runs"], used["task_runs"], policy.days, policy.failed_days,
+            policy.max_runs)
+
+    @admin.display(description="Versions")
+    def version_history(self, obj: Workflow):
+        versions = list(obj.versions.select_related("created_by").order_by("-version")[:VERSIONS_SHOWN + 1])
+        items = []
+        for index, version in enumerate(versions[:VERSIONS_SHOWN]):
+            previous = versions[index + 1] if index + 1 < len(versions) else None
+            diff = version_diff(previous, version) if previous else ""
+            items.append(format_html(
+                '<li><details{}><summary>v{} — {} {}</summary>{}</details></li>',
+                mark_safe(" open") if index == 0 and diff else "", version.version,
+                version.created_at.strftime("%Y-%m-%d %H:%M"),
+                f"by {version.created_by}" if version.created_by else "",
+                format_html('<pre class="ff-diff">{}</pre>', _diff_html(diff)) if diff
+                else format_html('<pre class="ff-code-view">{}</pre>', definition_yaml(version.definition)),
+            ))
+        return format_html('<ul class="ff-versions">{}</ul>', mark_safe("".join(items)))
+
+    # --- saving through workflow_save, so the admin validates exactly like the API --------------------------
+
+    def save_model(self, request, obj: Workflow, form: WorkflowAdminForm, change: bool) -> None:
+        data = form.cleaned_data
+        owner = data.get("owner") or (obj.owner if change else request.user)
+        saved = workflow_save(source=form.parsed_definition, name=data["name"], owner=request.user if change else owner,
+                              workflow=obj if change else None,
+                              expected_version=data.get("based_on_version") if change else None,
+                              enabled=data.get("enabled"))
+        Workflow.objects.filter(pk=saved.pk).update(owner=owner, retention_days=data.get("retention_days"),
+                                                    retention_max_runs=data.get("retention_max_runs"))
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    # --- actions --------------------------------------------------------------------------------------------
+
+    def _set_enabled(self, request, queryset, enabled: bool) -> None:
+        # Through workflow_save so the triggers (periodic tasks) follow the flag.
+        for workflow in queryset:
+            workflow_save(source=workflow.definition, name=workflow.name, owner=request.user, workflow=workflow,
+                          enabled=enabled)
+        self.message_user(request, f"{queryset.count()} workflow(s) {'enabled' if enabled else 'disabled'}.")
+
+    @admin.action(description="Enable selected workflows", permissions=["change"])
+    def enable_workflows(self, request, queryset):
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable selected workflows", permissions=["change"])
+    def disable_workflows(self, request, queryset):
+        self._set_enabled(request, queryset, False)
+
+    # --- "Run now" ------------------------------------------------------------------------------------------
+
+    def get_urls(self):
+        urls = super().get_urls()
+        return [path("<int:workflow_id>/run/", self.admin_site.admin_view(self.run_now_view),
+                     name="workflows_workflow_run")] + urls
+
+    def run_now_view(self, request: HttpRequest, workflow_id: int):
+        workflow = get_object_or_404(Workflow, pk=workflow_id)
+        if not self.has_change_permission(request, workflow):
+            raise PermissionDenied
+        payload_text, error = request.POST.get("payload", "").strip(), None
+        if request.method == "POST":
+            try:
+                body = json.loads(payload_text) if payload_text else {}
+            except json.JSONDecodeError as exc:
+                error = f"payload: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            else:
+                try:
+                    with transaction.atomic():
+                        run = run_create(workflow=workflow, trigger={"body": body, "kind": "manual"},
+                                         trigger_kind=TriggerKind.MANUAL)
+                except RunError as exc:
+                    error = str(exc)
+                else:
+                    self.message_user(request, f"Run {run.pk} queued.", messages.SUCCESS)
+                    return HttpResponseRedirect(reverse("admin:runs_workflowrun_change", args=[run.pk]))
+        context = {
+            **self.admin_site.each_context(request), "title": f"Run {workflow.name}", "workflow": workflow,
+            "opts": self.opts, "original": workflow, "payload": payload_text or "{}", "error": error,
+        }
+        return TemplateResponse(request, "admin/workflows/workflow/run_now.html", context,
+                                status=400 if error else 200)
+
+
+def version_diff(old: WorkflowVersion, new: WorkflowVersion) -> str:
+    return "".join(difflib.unified_diff(
+        definition_yaml(old.definition).splitlines(keepends=True),
+        definition_yaml(new.definition).splitlines(keepends=True),
+        fromfile=f"v{old.version}", tofile=f"v{new.version}",
+    )) or "(no change in the definition)\n"
+
+
+def _diff_html(diff: str):
+    def css(line: str) -> str:
+        if line.startswith(("+++", "---")):
+            return "ff-diff-file"
+        return {"+": "ff-diff-add", "-": "ff-diff-del", "@": "ff-diff-hunk"}.get(line[:1], "")
+
+    return format_html_join("", '<span class="{}">{}</span>', ((css(line), line) for line in
+                                                                diff.splitlines(keepends=True)))
+
+
+def _human_bytes(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
