@@ -1,7 +1,30 @@
+"""The builder page: a Django shell around the React Flow bundle, which talks to the REST API itself."""
+from __future__ import annotations
+
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from workflows.models import Workflow
+
+ADMIN_WORKFLOWS_URL = "/admin/workflows/workflow/"
+
+
+def _visible_workflows(user):
+    # The same rule as workflows.api.WorkflowViewSet.get_queryset: staff see every workflow, others their own.
+    queryset = Workflow.objects.all()
+    return queryset if user.is_staff else queryset.filter(owner=user)
 
 
 @login_required
-def builder(request, workflow_id: int | None = None):
-    return HttpResponse("The builder page is being wired (issue 7).")
+@ensure_csrf_cookie  # the bundle falls back to the csrftoken cookie for its API writes
+def builder(request: HttpRequest, workflow_id: int | None = None) -> HttpResponse:
+    workflow = None
+    if workflow_id is not None:
+        workflow = get_object_or_404(_visible_workflows(request.user).only("id", "name"), id=workflow_id)
+    return render(request, "builder_ui/builder.html", {
+        "workflow": workflow,
+        "workflow_id": workflow.id if workflow else "",
+        "admin_url": ADMIN_WORKFLOWS_URL,
+    })
