@@ -232,9 +232,16 @@ SOCIAL_AUTH_PIPELINE = (
     "social_core.pipeline.social_auth.social_uid",
     "social_core.pipeline.social_auth.auth_allowed",
     "social_core.pipeline.social_auth.social_user",  # refuses a GitHub account already connected elsewhere
+    "connectors.github.pipeline.refuse_taken_account",
     "social_core.pipeline.social_auth.associate_user",
     "social_core.pipeline.social_auth.load_extra_data",
     "connectors.github.pipeline.store_connected_account",
+)
+SOCIAL_AUTH_DISCONNECT_PIPELINE = (
+    "social_core.pipeline.disconnect.allowed_to_disconnect",
+    "social_core.pipeline.disconnect.get_entries",
+    "connectors.github.pipeline.disconnect_connected_accounts",  # revokes at GitHub, deletes the account
+    "social_core.pipeline.disconnect.disconnect",
 )
 # Refused flows (state mismatch, not logged in, denied at GitHub) answer with an error page and a 4xx status.
 MIDDLEWARE = [*MIDDLEWARE, "social_django.middleware.SocialAuthExceptionMiddleware"]

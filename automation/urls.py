@@ -21,9 +21,11 @@ urlpatterns = [
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/connections/", include("connectors.github.api")),
     path("api/", include(router.urls)),
     path("hooks/", include("workflows.hook_urls")),
     path("builder/", include("builder_ui.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("oauth/", include("social_django.urls", namespace="social")),
+    path("connections/", include("connectors.github.views")),
 ]
