@@ -21,7 +21,7 @@ import time
 
 from django.core.cache import cache
 from django.core.exceptions import TooManyFieldsSent
-from django.db import DataError, InterfaceError, OperationalError
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -139,6 +139,8 @@ def receive(request, token: str):
         # Data our checks let through but the database refused: the sender's input, not our outage.
         log.warning("webhook delivery for workflow %s refused by the database", workflow.id, exc_info=True)
         return _error(400, "body", "the delivery could not be stored: the database refused its content")
+    except IntegrityError:  # the workflow was deleted between the lookup and the insert
+        return _error(404, "token", "no workflow has this webhook token")
     except (OperationalError, InterfaceError):
         log.exception("webhook delivery for workflow %s: database unavailable", workflow.id)
         return _error(503, "", "the delivery could not be stored; try again", Retry_After="5")
