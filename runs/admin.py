@@ -86,6 +86,20 @@ def run_detail_context(run: WorkflowRun) -> dict:
     }
 
 
+class WorkflowFilter(admin.SimpleListFilter):
+    """By workflow, listing ids and names only (the default filter loads every workflow's definition)."""
+
+    title, parameter_name = "workflow", "workflow__id__exact"
+
+    def lookups(self, request, model_admin):
+        from workflows.models import Workflow
+
+        return list(Workflow.objects.order_by("name").values_list("id", "name"))
+
+    def queryset(self, request, queryset):
+        return queryset.filter(workflow_id=int(self.value())) if self.value() else queryset
+
+
 class TriggerKindFilter(admin.SimpleListFilter):
     title, parameter_name = "trigger", "trigger_kind"
 
@@ -102,7 +116,7 @@ class TriggerKindFilter(admin.SimpleListFilter):
 class WorkflowRunAdmin(admin.ModelAdmin):
     list_display = ["id", "status_badge", "workflow", "trigger_kind", "created_at", "started_at", "duration"]
     list_display_links = ["id", "status_badge"]
-    list_filter = ["status", "workflow", TriggerKindFilter, ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["status", WorkflowFilter, TriggerKindFilter, ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["workflow"]
     list_per_page = 50
     show_full_result_count = False
