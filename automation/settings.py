@@ -124,6 +124,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Housekeeping that beat runs on every installation (synced into django-celery-beat's tables at start-up).
+CELERY_BEAT_SCHEDULE = {
+    "flowforge-prune-run-history": {"task": "runs.prune", "schedule": 3600.0},
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup otherwise closes the database connection after every task (8 ms to reconnect);
@@ -188,6 +192,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Workflow automation: definitions, runs, actions and connections.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "runs.models.RunState", "TaskStatusEnum": "runs.models.TaskState"},
 }
 
 LOGGING = {

@@ -1,6 +1,7 @@
 """Celery entry points: thin, they take ids and call services."""
 from celery import shared_task
 
+from . import retention_tasks  # noqa: F401 - registers runs.prune
 from . import services
 
 
