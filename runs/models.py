@@ -4,22 +4,9 @@ from runs.states import RunStatus, TaskStatus
 from workflows.models import Workflow, WorkflowVersion
 
 
-class RunState(models.TextChoices):
-    QUEUED = RunStatus.QUEUED.value, "queued"
-    RUNNING = RunStatus.RUNNING.value, "running"
-    SUCCEEDED = RunStatus.SUCCEEDED.value, "succeeded"
-    FAILED = RunStatus.FAILED.value, "failed"
-    CANCELLED = RunStatus.CANCELLED.value, "cancelled"
-
-
-class TaskState(models.TextChoices):
-    PENDING = TaskStatus.PENDING.value, "pending"
-    QUEUED = TaskStatus.QUEUED.value, "queued"
-    RUNNING = TaskStatus.RUNNING.value, "running"
-    SUCCEEDED = TaskStatus.SUCCEEDED.value, "succeeded"
-    FAILED = TaskStatus.FAILED.value, "failed"
-    SKIPPED = TaskStatus.SKIPPED.value, "skipped"
-    CANCELLED = TaskStatus.CANCELLED.value, "cancelled"
+# The engine's states (runs/states.py) as Django choices; labels equal the stored values.
+RunState = models.TextChoices("RunState", [(s.name, (s.value, s.value)) for s in RunStatus])
+TaskState = models.TextChoices("TaskState", [(s.name, (s.value, s.value)) for s in TaskStatus])
 
 
 class TriggerKind(models.TextChoices):
