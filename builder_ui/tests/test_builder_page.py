@@ -56,6 +56,15 @@ def test_owners_open_their_workflow(client):
     assert "<title>Data Pipeline | Builder | Flowforge</title>" in response.content.decode()
 
 
+def test_the_page_preloads_the_api_reads_the_bundle_starts_with(client, alice):
+    workflow = workflow_save(source=PIPELINE, owner=alice)
+    client.force_login(alice)
+    html = client.get(f"/builder/{workflow.id}/").content.decode()
+    assert '<link rel="preload" href="/api/actions/" as="fetch" crossorigin>' in html
+    assert f'<link rel="preload" href="/api/workflows/{workflow.id}/" as="fetch" crossorigin>' in html
+    assert "/api/workflows/" not in client.get("/builder/").content.decode()
+
+
 def test_another_users_workflow_is_not_found(client, alice, bobs_workflow):
     client.force_login(alice)
     assert client.get(f"/builder/{bobs_workflow.id}/").status_code == 404
