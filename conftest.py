@@ -11,6 +11,14 @@ def _files_root(tmp_path, settings):
     settings.AUTOMATION_FILES_ROOT = tmp_path / "files"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_spec_cache():
+    # Rolled-back test transactions let SQLite hand out the same version id again; production never does.
+    from workflows.services import spec_for_version
+
+    spec_for_version.cache_clear()
+
+
 @pytest.fixture
 def broker():
     """The Redis database used as broker in this test session, emptied before the test."""

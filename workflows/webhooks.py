@@ -242,6 +242,13 @@ def _insert_run_and_delivery(*, workflow: Workflow, trigger: dict, method: str, 
                       trigger_kind=TriggerKind.WEBHOOK)
     delivery = WebhookDelivery(workflow_id=workflow.id, method=method, headers=headers, query=query, body=raw_body,
                                status_code=202, idempotency_key=idempotency_key)
+    if not connection.features.can_return_rows_from_bulk_insert or connection.vendor != "postgresql":
+        # SQLite (the embedded default) has no INSERT inside WITH: two inserts in one transaction instead.
+        with transaction.atomic(using=connection.alias):
+            run.save(using=connection.alias)
+            delivery.run_id = run.id
+            delivery.save(using=connection.alias)
+        return run.id
     run_sql, run_params = _insert_sql(run, connection, exclude=())
     delivery_sql, delivery_params = _insert_sql(delivery, connection, exclude=("run_id",))
     qn = connection.ops.quote_name
