@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -209,9 +209,13 @@ def _secret_lookup(name: str) -> str | None:
 
 
 def _heartbeat(task_run: TaskRun) -> None:
-    TaskRun.objects.filter(id=task_run.id, status=TaskState.RUNNING, attempt=task_run.attempt).update(
-        heartbeat_at=timezone.now()
-    )
+    try:
+        TaskRun.objects.filter(id=task_run.id, status=TaskState.RUNNING, attempt=task_run.attempt).update(
+            heartbeat_at=timezone.now())
+    except (OperationalError, InterfaceError):
+        # The database dropped us: skip this beat; the next query reconnects. A lease outlasts several beats.
+        connection.close()
+        log.warning("heartbeat of task run %s skipped: database connection lost", task_run.id)
 
 
 def _attempt_entry(task_run: TaskRun, status: str, error: str, now) -> dict:
@@ -232,8 +236,20 @@ def task_finish(*, task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec,
     """Record an attempt; then retry it, or advance the run to the next ready tasks.
 
     Returns the id of one newly queued task run on `keep_local_queue` that was not sent to the broker
-    because the caller will execute it next.
+    because the caller will execute it next. A connection lost while recording is re-opened and the
+    recording tried once more (it is guarded by status and attempt, so it cannot apply twice); otherwise the
+    finished attempt would be lost and the sweeper would execute the task again.
     """
+    try:
+        return _record_attempt(task_run, result, spec, keep_local_queue)
+    except (OperationalError, InterfaceError):
+        connection.close()
+        log.warning("recording task run %s: database connection lost, retrying once", task_run.id)
+        return _record_attempt(task_run, result, spec, keep_local_queue)
+
+
+def _record_attempt(task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec,
+                    keep_local_queue: str | None) -> int | None:
     task = spec.tasks[task_run.task_id]
     now = timezone.now()
     with transaction.atomic():
