@@ -13,6 +13,7 @@ from typing import Callable, TypeVar
 from django.conf import settings
 
 T = TypeVar("T")
+WORKER_APPLICATION_NAME = "flowforge-test-worker"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,7 +45,9 @@ def database_url() -> str:
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":
         raise RuntimeError("integration tests need PostgreSQL: set DATABASE_URL=postgres://...")
-    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    # Named so fault tests can drop exactly the workers' connections and not the test process's own.
+    return (f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+            f"?application_name={WORKER_APPLICATION_NAME}")
 
 
 def worker_environment(**overrides: str) -> dict[str, str]:

@@ -26,7 +26,7 @@ from django.utils import timezone
 from kombu import Connection, Exchange, Producer, Queue
 
 from automation.celery import app as celery_app
-from automation.testing import wait_for, wait_for_run
+from automation.testing import WORKER_APPLICATION_NAME, wait_for, wait_for_run
 from runs import services
 from runs.models import TaskRun, WorkflowRun
 from workflows.services import workflow_save
@@ -220,7 +220,8 @@ def test_a_frozen_broker_delays_the_accept_by_a_bounded_time(api, tmp_path, monk
 def terminate_other_backends() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                       "WHERE datname = current_database() AND application_name = %s",
+                       [WORKER_APPLICATION_NAME])
         return cursor.fetchone()[0]
 
 
