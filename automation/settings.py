@@ -128,6 +128,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Housekeeping that beat runs on every installation (synced into django-celery-beat's tables at start-up).
 CELERY_BEAT_SCHEDULE = {
     "flowforge-prune-run-history": {"task": "runs.prune", "schedule": 3600.0},
+    "connectors.refresh_tokens": {"task": "connectors.refresh_tokens", "schedule": 300.0},
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -259,7 +260,3 @@ SOCIAL_AUTH_DISCONNECT_PIPELINE = (
 )
 # Refused flows (state mismatch, not logged in, denied at GitHub) answer with an error page and a 4xx status.
 MIDDLEWARE = [*MIDDLEWARE, "social_django.middleware.SocialAuthExceptionMiddleware"]
-CELERY_BEAT_SCHEDULE = {
-    **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    "connectors.refresh_tokens": {"task": "connectors.refresh_tokens", "schedule": 300.0},
-}

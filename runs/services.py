@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from connectors.platform import action_config
 from connectors.registry import default_registry
+from connectors.secrets import secret_value
 from workflows.definition import WorkflowSpec
 from workflows.graph import downstream_of
 from workflows.models import Workflow, WorkflowVersion
@@ -164,7 +165,7 @@ def _claim_and_execute(task_run_id: int, *, keep_local_queue: str | None) -> int
     run = task_run.run
     spec = spec_for_version(run.workflow_version_id)
     task = spec.tasks[task_run.task_id]
-    secrets = RecordingSecrets(_secret_lookup)
+    secrets = RecordingSecrets(secret_value)
     context = template_context(
         trigger=run.trigger,
         task_results=_upstream_results(run.id) if _uses_templates(task) else {},
@@ -200,12 +201,6 @@ def _upstream_results(run_id: int) -> dict[str, dict]:
         run_id=run_id, status__in=[TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED]
     ).values("task_id", "status", "output")
     return {row["task_id"]: row for row in rows}
-
-
-def _secret_lookup(name: str) -> str | None:
-    from connectors.secrets import secret_value
-
-    return secret_value(name)
 
 
 def _heartbeat(task_run: TaskRun) -> None:

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 
 import jsonschema
 import pytest
-from aiosmtpd.controller import Controller
 
+from automation.testing import free_port
 from connectors.base import ActionError
 from connectors.email.actions import EmailSend
 from connectors.registry import ActionRegistry
+
+from .smtp import smtp_server as serve_smtp
 
 
 class Recorder:
@@ -33,27 +34,11 @@ class Recorder:
         return "250 Message accepted"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_server(settings):
     recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.DEFAULT_FROM_EMAIL = "Flowforge <flowforge@example.org>"
-    yield recorder
-    controller.stop()
+    with serve_smtp(recorder, settings):
+        yield recorder
 
 
 @pytest.fixture
@@ -152,7 +137,7 @@ def test_a_temporarily_refused_recipient_is_retryable(send, smtp_server):
 def test_an_unreachable_mail_server_is_retryable(send, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = _free_port()
+    settings.EMAIL_PORT = free_port()
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
 
     with pytest.raises(ActionError, match="could not reach the mail server") as caught:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from connectors.models import Secret
 from connectors.platform import action_config
@@ -16,6 +14,8 @@ from connectors.secrets import secret_value
 from runs.executor import RecordingSecrets, execute_attempt, template_context
 from runs.local import LocalRunner
 from workflows.definition import compile_definition
+
+from .smtp import smtp_server
 
 
 class Inbox:
@@ -30,24 +30,11 @@ class Inbox:
         return [email.message_from_bytes(e.content, policy=email.policy.default) for e in self.envelopes]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def inbox(settings):
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.DEFAULT_FROM_EMAIL = "Flowforge <flowforge@example.org>"
-    yield inbox
-    controller.stop()
+    with smtp_server(inbox, settings):
+        yield inbox
 
 
 class Quiet:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pickle
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -26,7 +25,7 @@ from django.utils import timezone
 from kombu import Connection, Exchange, Producer, Queue
 
 from automation.celery import app as celery_app
-from automation.testing import WORKER_APPLICATION_NAME, wait_for, wait_for_run
+from automation.testing import WORKER_APPLICATION_NAME, free_port, wait_for, wait_for_run
 from runs import services
 from runs.models import TaskRun, WorkflowRun
 from workflows.services import workflow_save
@@ -36,12 +35,6 @@ FINAL = {"succeeded", "failed", "cancelled"}
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:

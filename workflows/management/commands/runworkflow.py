@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from connectors.platform import action_config
 from connectors.registry import default_registry
+from connectors.secrets import secret_value
 from runs.executor import AttemptResult, RecordingSecrets
 from runs.local import LocalRunner
 from runs.states import RunStatus, TaskStatus
@@ -90,7 +91,7 @@ class Command(BaseCommand):
             config=action_config(allow_shell=True),
             reporter=ConsoleReporter(self.stdout),
             trigger={"body": body, "kind": "cli"},
-            secrets=RecordingSecrets(_secret_lookup),
+            secrets=RecordingSecrets(secret_value),
         )
         result = runner.run()
         self.stdout.write(f"[RUN] {spec.name}: {result.status}")
@@ -101,10 +102,3 @@ class Command(BaseCommand):
         self.stderr.write(message)
         sys.exit(2)
 
-
-def _secret_lookup(name: str) -> str | None:
-    try:
-        from connectors.secrets import secret_value
-    except ImportError:
-        return None
-    return secret_value(name)
