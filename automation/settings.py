@@ -133,8 +133,8 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup otherwise closes the database connection after every task (8 ms to reconnect);
-# runs/signals.py instead checks the connection's health before each task, so a restarted PostgreSQL
-# is still reconnected transparently.
+# runs/signals.py instead drops broken or expired connections before each task, and runs/services.py
+# reconnects once when the server dropped the connection, so a restarted PostgreSQL is still survived.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 
 # --- Flowforge ----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -31,6 +31,7 @@ from .models import RunState, TaskRun, TaskState, TriggerKind, WorkflowRun
 from .states import FINAL_RUN, TaskStatus, advance, retry_delay, run_outcome
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -140,16 +141,32 @@ def _rules(spec: WorkflowSpec) -> dict[str, str]:
 def task_execute(*, task_run_id: int, queue: str | None = None) -> None:
     """Execute the task run, then keep going with a downstream task it made ready on the same `queue`.
 
-    Running the next task here (Airflow's "mini scheduler") saves a broker round trip per step of a chain;
-    the task run is queued in the database first, so if this process dies the sweeper re-sends it.
+    Running the next task here (Airflow's "mini scheduler") saves a broker round trip, a claim and a read per
+    step of a chain: the next task run is marked running, with a fresh heartbeat, in the same transaction
+    that makes it ready, so if this process dies the sweeper recovers it like any other running task.
     """
-    next_id: int | None = task_run_id
-    while next_id is not None:
-        next_id = _claim_and_execute(next_id, keep_local_queue=queue)
+    task_run = _claim(task_run_id)
+    while task_run is not None:
+        task_run = _execute_claimed(task_run, keep_local_queue=queue)
 
 
-def _claim_and_execute(task_run_id: int, *, keep_local_queue: str | None) -> int | None:
-    """Claim the task run (queued → running), execute one attempt, record it. A lost claim does nothing."""
+def _once_more_on_lost_connection(work: Callable[[], T]) -> T:
+    """Run `work`; if the database dropped the connection (server restart, killed backend), reconnect and run
+    it once more. Only for work guarded by conditional updates, which cannot apply twice."""
+    try:
+        return work()
+    except (OperationalError, InterfaceError):
+        connection.close()
+        log.warning("database connection lost; reconnecting and trying once more")
+        return work()
+
+
+def _claim(task_run_id: int) -> TaskRun | None:
+    """Claim the task run (queued → running); None when another delivery or worker already has it."""
+    return _once_more_on_lost_connection(lambda: _claim_once(task_run_id))
+
+
+def _claim_once(task_run_id: int) -> TaskRun | None:
     now = timezone.now()
     claimed = (
         TaskRun.objects.filter(id=task_run_id, status=TaskState.QUEUED)
@@ -159,9 +176,13 @@ def _claim_and_execute(task_run_id: int, *, keep_local_queue: str | None) -> int
     )
     if not claimed:
         return None
-    task_run = (TaskRun.objects.select_related("run", "run__workflow")
-                .only(*_TASK_RUN_FIELDS, *_RUN_FIELDS, "run__workflow__name", "run__workflow__owner_id")
-                .get(id=task_run_id))
+    return (TaskRun.objects.select_related("run", "run__workflow")
+            .only(*_TASK_RUN_FIELDS, *_RUN_FIELDS, "run__workflow__name", "run__workflow__owner_id")
+            .get(id=task_run_id))
+
+
+def _execute_claimed(task_run: TaskRun, *, keep_local_queue: str | None) -> TaskRun | None:
+    """Execute one attempt of a claimed task run and record it; returns the next task run claimed here."""
     run = task_run.run
     spec = spec_for_version(run.workflow_version_id)
     task = spec.tasks[task_run.task_id]
@@ -179,7 +200,10 @@ def _claim_and_execute(task_run_id: int, *, keep_local_queue: str | None) -> int
         run_id=run.id, attempt=task_run.attempt, workflow=run.workflow.name, owner_id=run.workflow.owner_id,
         heartbeat=lambda: _heartbeat(task_run), heartbeat_every=settings.AUTOMATION_HEARTBEAT_SECONDS,
     )
-    return task_finish(task_run=task_run, result=result, spec=spec, keep_local_queue=keep_local_queue)
+    next_task_run = task_finish(task_run=task_run, result=result, spec=spec, keep_local_queue=keep_local_queue)
+    if next_task_run is not None:
+        next_task_run.run = run  # same run: its trigger and workflow are already loaded
+    return next_task_run
 
 
 _TASK_RUN_FIELDS = ("id", "run_id", "task_id", "attempt", "queue", "logs", "attempts", "started_at", "worker")
@@ -227,24 +251,19 @@ def _joined_logs(task_run: TaskRun, new_logs: str) -> str:
 
 
 def task_finish(*, task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec,
-                keep_local_queue: str | None = None) -> int | None:
+                keep_local_queue: str | None = None) -> TaskRun | None:
     """Record an attempt; then retry it, or advance the run to the next ready tasks.
 
-    Returns the id of one newly queued task run on `keep_local_queue` that was not sent to the broker
-    because the caller will execute it next. A connection lost while recording is re-opened and the
+    Returns one newly ready task run on `keep_local_queue`, already claimed for this worker and not sent to
+    the broker, because the caller will execute it next. A connection lost while recording is re-opened and the
     recording tried once more (it is guarded by status and attempt, so it cannot apply twice); otherwise the
     finished attempt would be lost and the sweeper would execute the task again.
     """
-    try:
-        return _record_attempt(task_run, result, spec, keep_local_queue)
-    except (OperationalError, InterfaceError):
-        connection.close()
-        log.warning("recording task run %s: database connection lost, retrying once", task_run.id)
-        return _record_attempt(task_run, result, spec, keep_local_queue)
+    return _once_more_on_lost_connection(lambda: _record_attempt(task_run, result, spec, keep_local_queue))
 
 
 def _record_attempt(task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec,
-                    keep_local_queue: str | None) -> int | None:
+                    keep_local_queue: str | None) -> TaskRun | None:
     task = spec.tasks[task_run.task_id]
     now = timezone.now()
     with transaction.atomic():
@@ -270,28 +289,46 @@ def _record_attempt(task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec
     return None
 
 
-def _advance_run(run: WorkflowRun, spec: WorkflowSpec, keep_local_queue: str | None = None) -> int | None:
-    """With the run row locked: skip what can no longer run, queue what is ready, finish the run when done."""
+def _advance_run(run: WorkflowRun, spec: WorkflowSpec, keep_local_queue: str | None = None) -> TaskRun | None:
+    """With the run row locked: skip what can no longer run, queue what is ready, finish the run when done.
+
+    One ready task on `keep_local_queue` is claimed for this worker instead of queued, and returned.
+    """
     kept = None
     now = timezone.now()
-    rows = TaskRun.objects.filter(run_id=run.id).values_list("id", "task_id", "status", "queue")
-    statuses = {task_id: status for _, task_id, status, _ in rows}
+    # Succeeded rows can never change again, so only the others are read; absent means succeeded.
+    rows = (TaskRun.objects.filter(run_id=run.id).exclude(status=TaskState.SUCCEEDED)
+            .values_list("id", "task_id", "status", "queue"))
+    statuses = dict.fromkeys(spec.tasks, TaskStatus.SUCCEEDED)
+    statuses.update({task_id: status for _, task_id, status, _ in rows})
     decided = advance(spec.depends_on, _rules(spec), statuses)
     if decided.to_skip:
         TaskRun.objects.filter(run_id=run.id, task_id__in=decided.to_skip, status=TaskState.PENDING).update(
             status=TaskState.SKIPPED, finished_at=now)
         statuses.update({t: TaskStatus.SKIPPED for t in decided.to_skip})
     if decided.to_queue:
-        TaskRun.objects.filter(run_id=run.id, task_id__in=decided.to_queue, status=TaskState.PENDING).update(
-            status=TaskState.QUEUED, queued_at=now)
-        statuses.update({t: TaskStatus.QUEUED for t in decided.to_queue})
         ready = set(decided.to_queue)
-        to_send = [(task_run_id, queue) for task_run_id, task_id, _, queue in rows if task_id in ready]
-        kept = next((task_run_id for task_run_id, queue in to_send if queue == keep_local_queue), None)
-        to_send = [(task_run_id, queue) for task_run_id, queue in to_send if task_run_id != kept]
-        transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
+        candidates = [(task_run_id, task_id, queue) for task_run_id, task_id, _, queue in rows if task_id in ready]
+        kept = next((c for c in candidates if c[2] == keep_local_queue), None)
+        to_send = [(task_run_id, queue) for task_run_id, _, queue in candidates
+                   if kept is None or task_run_id != kept[0]]
+        if to_send:
+            TaskRun.objects.filter(id__in=[task_run_id for task_run_id, _ in to_send],
+                                   status=TaskState.PENDING).update(status=TaskState.QUEUED, queued_at=now)
+            transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
+        statuses.update({t: TaskStatus.QUEUED for t in decided.to_queue})
+        if kept:
+            # A pending task run has never been attempted, so this claim makes it attempt 1.
+            TaskRun.objects.filter(id=kept[0], status=TaskState.PENDING).update(
+                status=TaskState.RUNNING, attempt=1, queued_at=now, started_at=now, heartbeat_at=now,
+                worker=WORKER_NAME)
+            statuses[kept[1]] = TaskStatus.RUNNING
     _finish_run_if_done(run, statuses, spec)
-    return kept
+    if kept is None:
+        return None
+    task_run_id, task_id, queue = kept
+    return TaskRun(id=task_run_id, run_id=run.id, task_id=task_id, attempt=1, queue=queue, logs="", attempts=[],
+                   status=TaskState.RUNNING, started_at=now, worker=WORKER_NAME)
 
 
 def _finish_run_if_done(run: WorkflowRun, statuses: dict, spec: WorkflowSpec) -> None:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from celery.signals import task_prerun, worker_ready, worker_shutdown
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
@@ -36,12 +37,18 @@ def _stop_sweeper(**kwargs) -> None:
     _stop.set()
 
 
-def _fresh_connection(**kwargs) -> None:
-    # Drops a connection that is broken or past CONN_MAX_AGE and re-arms CONN_HEALTH_CHECKS for the next query.
-    close_old_connections()
+def _drop_broken_connections(**kwargs) -> None:
+    """Before each task: close connections that saw an error or outlived CONN_MAX_AGE.
+
+    Unlike close_old_connections() this does not ping healthy connections before every task; a connection
+    the server dropped is instead reconnected by the services' retry of the claim and the recording.
+    """
+    for conn in connections.all(initialized_only=True):
+        if conn.errors_occurred or (conn.close_at is not None and time.monotonic() >= conn.close_at):
+            conn.close()
 
 
 def connect() -> None:
-    task_prerun.connect(_fresh_connection, weak=False, dispatch_uid="flowforge-fresh-connection")
+    task_prerun.connect(_drop_broken_connections, weak=False, dispatch_uid="flowforge-drop-broken-connections")
     worker_ready.connect(_start_sweeper, weak=False, dispatch_uid="flowforge-sweeper-start")
     worker_shutdown.connect(_stop_sweeper, weak=False, dispatch_uid="flowforge-sweeper-stop")
