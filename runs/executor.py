@@ -4,6 +4,7 @@ Plain Python, no Django: the Celery worker and the CLI runner both call `execute
 """
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 import traceback
@@ -89,7 +90,9 @@ def _run_with_deadline(call: Callable[[], dict], timeout: float, heartbeat: Call
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
             box["error"] = exc
 
-    thread = threading.Thread(target=target, daemon=True, name="flowforge-action")
+    # The action's thread logs with the same run and task ids as the worker thread.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True,
+                              name="flowforge-action")
     thread.start()
     deadline = time.monotonic() + timeout
     while True:

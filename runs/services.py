@@ -17,6 +17,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from automation.logging import bind_log_context
 from connectors.platform import action_config
 from connectors.registry import default_registry
 from connectors.secrets import secret_value
@@ -79,7 +80,7 @@ def run_create(*, workflow: Workflow, trigger: dict | None = None, trigger_kind:
 
 def run_start(*, run_id: int) -> None:
     """Create the task runs and queue the first ready tasks; respects the workflow's `concurrency`."""
-    with transaction.atomic():
+    with bind_log_context(run_id=run_id), transaction.atomic():
         run = WorkflowRun.objects.select_for_update().filter(id=run_id, status=RunState.QUEUED).first()
         if run is None:
             return
@@ -147,7 +148,9 @@ def task_execute(*, task_run_id: int, queue: str | None = None) -> None:
     """
     task_run = _claim(task_run_id)
     while task_run is not None:
-        task_run = _execute_claimed(task_run, keep_local_queue=queue)
+        with bind_log_context(run_id=task_run.run_id, task_id=task_run.task_id, task_run_id=task_run.id,
+                              attempt=task_run.attempt):
+            task_run = _execute_claimed(task_run, keep_local_queue=queue)
 
 
 def _once_more_on_lost_connection(work: Callable[[], T]) -> T:

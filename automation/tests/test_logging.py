@@ -7,6 +7,10 @@ import logging.config
 import pytest
 
 from automation.logging import JsonFormatter, LogContextFilter, bind_log_context, json_logging
+from connectors.base import Action, ActionConfig
+from connectors.registry import ActionRegistry
+from runs.executor import execute_attempt, template_context
+from workflows.definition import TaskSpec
 
 
 @pytest.fixture
@@ -77,3 +81,22 @@ def test_json_logging_switches_every_handler_of_a_logging_config(capsys):
         logging.getLogger("flowforge.cfg").handlers.clear()
     line = json.loads(capsys.readouterr().out.strip())
     assert line["run_id"] == 5 and line["task_id"] == "t" and line["message"] == "hi"
+
+
+
+class Chatty(Action):
+    name = "test.chatty"
+
+    def execute(self, inputs, context):
+        logging.getLogger("flowforge.test").info("calling out")
+        return {}
+
+
+def test_lines_logged_inside_an_action_carry_the_task_ids(capture):
+    _, lines = capture
+    actions = ActionRegistry({"test.chatty": "automation.tests.test_logging:Chatty"}, use_entry_points=False)
+    with bind_log_context(run_id=42, task_id="fetch"):
+        execute_attempt(TaskSpec(id="fetch", action="test.chatty"), registry=actions, config=ActionConfig(),
+                        run_id=42, template_context=template_context(trigger={}, task_results={}, run={}))
+    (line,) = lines()
+    assert (line["message"], line["run_id"], line["task_id"]) == ("calling out", 42, "fetch")
