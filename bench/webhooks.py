@@ -89,10 +89,10 @@ def prepare_data() -> str:
     return workflow.webhook_token
 
 
-def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int, env: dict | None = None) -> subprocess.Popen:
     command = [str(ROOT / ".venv/bin/gunicorn"), "--workers", str(workers), "--worker-class", "sync",
                "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "automation.wsgi:application"]
-    return subprocess.Popen(command, cwd=ROOT, env=ENV)
+    return subprocess.Popen(command, cwd=ROOT, env=env or ENV, start_new_session=True)
 
 
 def wait_until_up(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
