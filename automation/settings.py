@@ -115,6 +115,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        # A broker that accepts connections but never answers (frozen, partitioned) would otherwise hang
+        # every publish, and with it the webhook/API accept path, forever: bound each socket operation.
+        CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] = env_float("BROKER_SOCKET_TIMEOUT", 2.0)
+        CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = env_float("BROKER_SOCKET_TIMEOUT", 2.0)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
@@ -218,14 +223,6 @@ if LOG_FORMAT == "json":
     from .logging import json_logging
 
     LOGGING = json_logging(LOGGING)
-# A broker that accepts connections but never answers (frozen, partitioned) would otherwise hang every
-# publish, and with it the webhook/API accept path, forever: bound each socket operation.
-if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "socket_timeout": env_float("BROKER_SOCKET_TIMEOUT", 2.0),
-        "socket_connect_timeout": env_float("BROKER_SOCKET_TIMEOUT", 2.0),
-        **CELERY_BROKER_TRANSPORT_OPTIONS,
-    }
 
 # --- OAuth (GitHub) -----------------------------------------------------------------------------------------
 # Connecting GitHub accounts (connectors/github): social-auth runs the OAuth2 dance for an already logged-in
