@@ -4,9 +4,15 @@ from encrypted_fields.fields import EncryptedTextField
 
 
 class Secret(models.Model):
-    """A named value for `{{ secrets.NAME }}`; stored encrypted, masked as *** wherever it appears."""
+    """A named value for `{{ secrets.NAME }}` of its owner's workflows; stored encrypted, masked as *** wherever
+    it appears. Names are unique per owner: two users may both have a secret called KEY."""
 
-    name = models.CharField(max_length=100, unique=True)
+    # NULL only for rows migrated from before owners existed on a database without any user: nobody reads them
+    # until an operator assigns an owner in the admin.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="secrets", null=True, blank=True
+    )
+    name = models.CharField(max_length=100)
     value = EncryptedTextField()
     description = models.CharField(max_length=300, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -14,6 +20,7 @@ class Secret(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="secret_unique_owner_name")]
 
     def __str__(self) -> str:
         return self.name

@@ -42,9 +42,11 @@ def _ciphertexts():
     return Secret.objects.annotate(ciphertext=Cast("value", output_field=TextField()))
 
 
-def secret_value(name: str) -> str | None:
-    """The plaintext of secret `name`, or None when there is no such secret."""
-    ciphertext = _ciphertexts().filter(name=name).values_list("ciphertext", flat=True).first()
+def secret_value(name: str, *, owner_id: int | None) -> str | None:
+    """The plaintext of `owner_id`'s secret `name`, or None when that owner has no such secret (or no owner)."""
+    if owner_id is None:
+        return None
+    ciphertext = _ciphertexts().filter(owner_id=owner_id, name=name).values_list("ciphertext", flat=True).first()
     if ciphertext is None:
         return None
     return _decrypt(name, ciphertext)

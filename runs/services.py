@@ -189,7 +189,7 @@ def _execute_claimed(task_run: TaskRun, *, keep_local_queue: str | None) -> Task
     run = task_run.run
     spec = spec_for_version(run.workflow_version_id)
     task = spec.tasks[task_run.task_id]
-    secrets = RecordingSecrets(secret_value)
+    secrets = RecordingSecrets(lambda name: secret_value(name, owner_id=run.workflow.owner_id))
     context = template_context(
         trigger=run.trigger,
         task_results=_upstream_results(run.id) if _uses_templates(task) else {},

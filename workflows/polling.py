@@ -82,7 +82,7 @@ def _fetch_items(workflow: Workflow, trigger: dict, index: int) -> list:
 
     task = TaskSpec(id=f"poll_{index}", action=trigger["action"], inputs=dict(trigger.get("inputs", {})),
                     timeout=float(trigger.get("timeout", DEFAULT_TIMEOUT)))
-    secrets = RecordingSecrets(secret_value)
+    secrets = RecordingSecrets(lambda name: secret_value(name, owner_id=workflow.owner_id))
     context = template_context(trigger={"kind": "poll"}, task_results={}, secrets=secrets,
                                run={"id": None, "workflow": workflow.name, "started_at": None})
     result = execute_attempt(task, template_context=context, registry=default_registry(),

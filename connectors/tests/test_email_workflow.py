@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from functools import partial
 
 import pytest
 
@@ -74,15 +75,17 @@ def test_a_workflow_sends_the_mapped_message_through_smtp(inbox):
 
 
 @pytest.mark.django_db
-def test_a_secret_in_the_message_is_delivered_but_masked_in_what_is_stored(inbox):
-    Secret.objects.create(name="INVITE_CODE", value="invite-93af27")
+def test_a_secret_in_the_message_is_delivered_but_masked_in_what_is_stored(inbox, django_user_model):
+    owner = django_user_model.objects.create_user("inviter", password="pw")
+    Secret.objects.create(owner=owner, name="INVITE_CODE", value="invite-93af27")
     registry = default_registry()
     spec = compile_definition({"name": "invite", "tasks": {"notify": {"action": "email.send", "inputs": {
         "to": "ada@example.org", "subject": "Your code", "body": "Code: {{ secrets.INVITE_CODE }}"}}}}, registry)
 
     result = execute_attempt(spec.tasks["notify"], registry=registry, config=action_config(), run_id=7,
                              template_context=template_context(trigger={}, task_results={}, run={"id": 7},
-                                                               secrets=RecordingSecrets(secret_value)))
+                                                               secrets=RecordingSecrets(
+                                                                   partial(secret_value, owner_id=owner.id))))
 
     assert result.status == "succeeded", result.error
     assert inbox.messages()[0].get_content().strip() == "Code: invite-93af27"

@@ -2,6 +2,8 @@
 used by a real worker masked as *** in every stored row (checked with raw SQL, not through the models)."""
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
@@ -42,6 +44,11 @@ def _forget_derived_keys(*, setting: str, **kwargs) -> None:
 
 
 @pytest.fixture
+def owner():
+    return get_user_model().objects.create_user("vault-owner", password="pw")
+
+
+@pytest.fixture
 def keys(settings):
     """Change SECRET_KEY / SECRET_KEY_FALLBACKS through `keys(A, fallbacks=[...])`; derived keys follow."""
     setting_changed.connect(_forget_derived_keys)
@@ -61,71 +68,71 @@ def keys(settings):
 
 
 @pytest.mark.django_db
-def test_the_database_column_holds_a_fernet_token_never_the_plaintext():
-    Secret.objects.create(name="API_TOKEN", value=TOKEN)
+def test_the_database_column_holds_a_fernet_token_never_the_plaintext(owner):
+    Secret.objects.create(owner=owner, name="API_TOKEN", value=TOKEN)
 
     stored = raw_value("API_TOKEN")
     assert TOKEN not in stored
     assert stored.startswith("gAAAAA")  # Fernet, version byte 0x80
     assert Secret.objects.get(name="API_TOKEN").value == TOKEN
-    assert secret_value("API_TOKEN") == TOKEN
+    assert secret_value("API_TOKEN", owner_id=owner.id) == TOKEN
 
 
 @pytest.mark.django_db
-def test_an_updated_value_is_encrypted_too():
-    Secret.objects.create(name="API_TOKEN", value="first-value")
+def test_an_updated_value_is_encrypted_too(owner):
+    Secret.objects.create(owner=owner, name="API_TOKEN", value="first-value")
     Secret.objects.filter(name="API_TOKEN").update(value=TOKEN)
     secret = Secret.objects.get(name="API_TOKEN")
     secret.description = "changed"
     secret.save()
 
     assert TOKEN not in raw_value("API_TOKEN")
-    assert secret_value("API_TOKEN") == TOKEN
+    assert secret_value("API_TOKEN", owner_id=owner.id) == TOKEN
 
 
 @pytest.mark.django_db
-def test_the_same_value_encrypts_differently_each_time():
-    Secret.objects.create(name="ONE", value=TOKEN)
-    Secret.objects.create(name="TWO", value=TOKEN)
+def test_the_same_value_encrypts_differently_each_time(owner):
+    Secret.objects.create(owner=owner, name="ONE", value=TOKEN)
+    Secret.objects.create(owner=owner, name="TWO", value=TOKEN)
     assert raw_value("ONE") != raw_value("TWO")
 
 
 @pytest.mark.django_db
-def test_an_unknown_secret_is_none():
-    assert secret_value("NOPE") is None
+def test_an_unknown_secret_is_none(owner):
+    assert secret_value("NOPE", owner_id=owner.id) is None
 
 
 # --- key rotation --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_a_secret_written_under_the_old_key_decrypts_after_rotation_through_the_fallbacks(keys):
+def test_a_secret_written_under_the_old_key_decrypts_after_rotation_through_the_fallbacks(keys, owner):
     keys(KEY_A)
-    Secret.objects.create(name="API_TOKEN", value=TOKEN)
+    Secret.objects.create(owner=owner, name="API_TOKEN", value=TOKEN)
     written = raw_value("API_TOKEN")
 
     keys(KEY_B, fallbacks=[KEY_A])
 
-    assert secret_value("API_TOKEN") == TOKEN
+    assert secret_value("API_TOKEN", owner_id=owner.id) == TOKEN
     assert Secret.objects.get(name="API_TOKEN").value == TOKEN
     assert raw_value("API_TOKEN") == written, "reading must not rewrite the row"
 
 
 @pytest.mark.django_db
-def test_a_secret_no_key_decrypts_fails_loudly_instead_of_yielding_the_ciphertext(keys):
+def test_a_secret_no_key_decrypts_fails_loudly_instead_of_yielding_the_ciphertext(keys, owner):
     keys(KEY_A)
-    Secret.objects.create(name="API_TOKEN", value=TOKEN)
+    Secret.objects.create(owner=owner, name="API_TOKEN", value=TOKEN)
 
     keys(KEY_B)  # the old key dropped without re-encrypting first
 
     with pytest.raises(SecretUndecryptable, match="secret 'API_TOKEN' cannot be decrypted with SECRET_KEY"):
-        secret_value("API_TOKEN")
+        secret_value("API_TOKEN", owner_id=owner.id)
 
 
 @pytest.mark.django_db
-def test_saving_after_rotation_reencrypts_under_the_new_key(keys):
+def test_saving_after_rotation_reencrypts_under_the_new_key(keys, owner):
     keys(KEY_A)
-    Secret.objects.create(name="API_TOKEN", value=TOKEN)
+    Secret.objects.create(owner=owner, name="API_TOKEN", value=TOKEN)
     under_a = raw_value("API_TOKEN")
 
     keys(KEY_B, fallbacks=[KEY_A])
@@ -134,30 +141,30 @@ def test_saving_after_rotation_reencrypts_under_the_new_key(keys):
 
     assert raw_value("API_TOKEN") != under_a
     assert TOKEN not in raw_value("API_TOKEN")
-    assert secret_value("API_TOKEN") == TOKEN
+    assert secret_value("API_TOKEN", owner_id=owner.id) == TOKEN
 
 
 @pytest.mark.django_db
-def test_reencrypt_moves_every_secret_to_the_new_key(keys):
+def test_reencrypt_moves_every_secret_to_the_new_key(keys, owner):
     keys(KEY_A)
-    Secret.objects.create(name="API_TOKEN", value=TOKEN)
-    Secret.objects.create(name="OTHER", value="other-value")
+    Secret.objects.create(owner=owner, name="API_TOKEN", value=TOKEN)
+    Secret.objects.create(owner=owner, name="OTHER", value="other-value")
 
     keys(KEY_B, fallbacks=[KEY_A])
     assert secrets_reencrypt() == 2
     keys(KEY_B)
 
-    assert secret_value("API_TOKEN") == TOKEN
-    assert secret_value("OTHER") == "other-value"
+    assert secret_value("API_TOKEN", owner_id=owner.id) == TOKEN
+    assert secret_value("OTHER", owner_id=owner.id) == "other-value"
     keys(KEY_A)  # and the old key alone no longer opens them
     with pytest.raises(SecretUndecryptable):
-        secret_value("OTHER")
+        secret_value("OTHER", owner_id=owner.id)
 
 
 @pytest.mark.django_db
-def test_a_task_using_a_secret_no_key_decrypts_fails_with_a_clear_message(keys):
+def test_a_task_using_a_secret_no_key_decrypts_fails_with_a_clear_message(keys, owner):
     keys(KEY_A)
-    Secret.objects.create(name="API_TOKEN", value=TOKEN)
+    Secret.objects.create(owner=owner, name="API_TOKEN", value=TOKEN)
     ciphertext = raw_value("API_TOKEN")
     keys(KEY_B)
     spec = compile_definition({"name": "t", "tasks": {"call": {"action": "http.request", "inputs": {
@@ -167,7 +174,7 @@ def test_a_task_using_a_secret_no_key_decrypts_fails_with_a_clear_message(keys):
     result = execute_attempt(
         spec.tasks["call"], registry=default_registry(), config=ActionConfig(), run_id=1,
         template_context=template_context(trigger={}, task_results={}, run={"id": 1},
-                                          secrets=RecordingSecrets(secret_value)))
+                                          secrets=RecordingSecrets(partial(secret_value, owner_id=owner.id))))
 
     assert result.status == "failed"
     assert result.error.startswith("inputs.headers.Authorization: SecretUndecryptable: secret 'API_TOKEN' cannot")
@@ -175,14 +182,14 @@ def test_a_task_using_a_secret_no_key_decrypts_fails_with_a_clear_message(keys):
 
 
 @pytest.mark.django_db
-def test_a_missing_secret_names_itself():
+def test_a_missing_secret_names_itself(owner):
     spec = compile_definition({"name": "t", "tasks": {"show": {"action": "transform.jinja", "inputs": {
         "value": "{{ secrets.NOT_THERE }}"}}}}, default_registry())
 
     result = execute_attempt(
         spec.tasks["show"], registry=default_registry(), config=ActionConfig(), run_id=1,
         template_context=template_context(trigger={}, task_results={}, run={"id": 1},
-                                          secrets=RecordingSecrets(secret_value)))
+                                          secrets=RecordingSecrets(partial(secret_value, owner_id=owner.id))))
 
     assert result.error == "inputs.value: secrets.NOT_THERE is undefined"
 
@@ -192,10 +199,10 @@ def test_a_missing_secret_names_itself():
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_a_secret_sent_in_a_header_is_stored_nowhere_in_clear(client, start_worker, http_server):
+def test_a_secret_sent_in_a_header_is_stored_nowhere_in_clear(client, start_worker, http_server, owner):
     worker = start_worker("w1")
-    Secret.objects.create(name="API_TOKEN", value=TOKEN)
-    client.force_login(get_user_model().objects.create_user("operator", password="pw"))
+    Secret.objects.create(owner=owner, name="API_TOKEN", value=TOKEN)
+    client.force_login(owner)
     definition = {"name": "uses a secret", "tasks": {
         "call_api": {"action": "http.request", "inputs": {
             "url": http_server.url("/echo"), "headers": {"Authorization": "Bearer {{ secrets.API_TOKEN }}"}}},
