@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -49,16 +49,26 @@ class WorkflowChangeList(ChangeList):
     def get_results(self, request):
         super().get_results(request)
         self.result_list = list(self.result_list)
-        ids = [workflow.pk for workflow in self.result_list]
-        counts = dict(WorkflowRun.objects.filter(workflow_id__in=ids).order_by().values_list("workflow_id")
-                      .annotate(n=Count("id")))
-        # One LIMIT 1 branch per workflow, each planned with its own id: a correlated subquery gets a generic
-        # plan that walks the primary key backwards through the whole table for a workflow without runs.
-        newest = [WorkflowRun.objects.filter(workflow_id=pk).order_by("-id").values_list("workflow_id", "status")[:1]
-                  for pk in ids]
-        statuses = dict(newest[0].union(*newest[1:], all=True)) if newest else {}
+        figures = workflow_run_figures(workflow_ids=[workflow.pk for workflow in self.result_list])
         for workflow in self.result_list:
-            workflow._runs_count, workflow._last_run_status = counts.get(workflow.pk, 0), statuses.get(workflow.pk)
+            workflow._runs_count, workflow._last_run_status = figures.get(workflow.pk, (0, None))
+
+
+def workflow_run_figures(*, workflow_ids: list[int]) -> dict[int, tuple[int, str | None]]:
+    """{workflow id: (runs, status of the newest run)} for workflows with runs, in two queries.
+
+    The count and the newest id come from one pass over the (workflow, -id) index; the statuses are then read
+    by primary key. Plain GROUP BY and IN: SQLite refuses LIMIT inside a UNION branch, and a correlated
+    LIMIT 1 subquery gets one generic PostgreSQL plan that can walk the primary key for a workflow without runs.
+    """
+    if not workflow_ids:
+        return {}
+    grouped = (WorkflowRun.objects.filter(workflow_id__in=workflow_ids).order_by().values("workflow_id")
+               .annotate(runs=Count("id"), newest=Max("id")).values_list("workflow_id", "runs", "newest"))
+    counts = {workflow_id: (runs, newest) for workflow_id, runs, newest in grouped}
+    statuses = dict(WorkflowRun.objects.filter(id__in=[newest for _, newest in counts.values()])
+                    .values_list("id", "status"))
+    return {workflow_id: (runs, statuses.get(newest)) for workflow_id, (runs, newest) in counts.items()}
 
 
 class WorkflowAdminForm(forms.ModelForm):
