@@ -1,4 +1,4 @@
-"""`manage.py bootstrap_demo`: demo admin on first start, examples imported, idempotent."""
+"""`manage.py bootstrap_demo`: demo admin on first start, missing examples created, existing ones never touched."""
 from __future__ import annotations
 
 from io import StringIO
@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django_celery_beat.models import PeriodicTask
 
 from workflows.models import Workflow
+from workflows.services import workflow_save
 
 pytestmark = pytest.mark.django_db
 EXAMPLES = Path("/work/shared/examples")
@@ -48,7 +50,7 @@ def test_running_it_again_changes_nothing(examples, monkeypatch):
     versions = dict(Workflow.objects.values_list("name", "version"))
     out, err = bootstrap(str(examples))
     assert dict(Workflow.objects.values_list("name", "version")) == versions
-    assert "unchanged" in out and "imported" not in out and not err
+    assert "exists; left as it is" in out and "imported" not in out and not err
     assert User.objects.get(username="admin").check_password("s3cret-demo") and User.objects.count() == 1
 
 
@@ -56,3 +58,34 @@ def test_an_existing_superuser_means_no_demo_user(db):
     User.objects.create_superuser("root", password="x")
     out, _ = bootstrap()
     assert "Superuser 'root' exists" in out and not User.objects.filter(username="admin").exists()
+
+
+def test_an_example_the_operator_edited_keeps_its_edit_and_version_on_the_next_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLOWFORGE_ADMIN_PASSWORD", "s3cret-demo")
+    (tmp_path / "pipeline.yaml").write_text(
+        'name: "Data Pipeline"\ntasks:\n  task_A: {run: "echo a"}\n  task_B: {run: "echo b", depends_on: [task_A]}\n')
+    bootstrap(str(tmp_path))
+    example = Workflow.objects.get(name="Data Pipeline")
+    edited = dict(example.definition)
+    edited["tasks"] = {**edited["tasks"], "added_in_builder": {"run": "echo new", "depends_on": ["task_B"]}}
+    edited["triggers"] = [{"type": "cron", "cron": "*/5 * * * *"}]
+    workflow_save(source=edited, owner=example.owner, workflow=example, expected_version=1)
+
+    out, err = bootstrap(str(tmp_path))
+
+    example.refresh_from_db()
+    assert example.version == 2 and example.definition == edited and example.current_version.version == 2
+    assert PeriodicTask.objects.filter(name__startswith=f"flowforge:{example.id}:", enabled=True).count() == 1
+    assert "'Data Pipeline' exists; left as it is" in out and "updated" not in out and not err
+
+
+def test_a_missing_example_is_created_beside_the_existing_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLOWFORGE_ADMIN_PASSWORD", "s3cret-demo")
+    (tmp_path / "first.yaml").write_text('name: "First"\nsteps:\n  - {name: Hello, run: "echo hi"}\n')
+    bootstrap(str(tmp_path))
+    (tmp_path / "second.yaml").write_text('name: "Second"\nsteps:\n  - {name: Hello, run: "echo hi"}\n')
+
+    out, _ = bootstrap(str(tmp_path))
+
+    assert "'Second' imported" in out and "'First' exists" in out
+    assert sorted(Workflow.objects.values_list("name", "version")) == [("First", 1), ("Second", 1)]

@@ -1,7 +1,9 @@
 """`manage.py bootstrap_demo [FOLDER]`: a first-start helper. Creates the demo superuser `admin` when there is no
 superuser yet, and imports the example workflows of FOLDER (skipping `invalid-*` and `schedule.yaml`).
 
-Safe to run again: the user is left alone once it exists, and an unchanged definition keeps its version.
+Safe to run on every start: the user is left alone once it exists, and an example that already exists is never
+touched again, so the operator's edits (nodes added in the builder, triggers, enabled flag) and its version stay.
+Only examples that are missing are created.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from workflows.definition import InvalidDefinition
 from workflows.models import Workflow
-from workflows.services import workflow_save
+from workflows.services import definition_validate, workflow_save
 
 SKIPPED_FILES = {"schedule.yaml"}  # the cron daemon's config, not a workflow
 SUFFIXES = {".yaml", ".yml", ".json"}
@@ -53,16 +55,18 @@ class Command(BaseCommand):
             if path.suffix not in SUFFIXES or path.name in SKIPPED_FILES or path.name.startswith("invalid-"):
                 continue
             source = path.read_text(encoding="utf-8")
-            before = dict(Workflow.objects.values_list("name", "version"))
             try:
+                _, spec = definition_validate(source)
+                if self._exists(spec.name, owner=owner):
+                    self.stdout.write(f"{path.name}: '{spec.name}' exists; left as it is")
+                    continue
                 workflow = workflow_save(source=source, owner=owner)
             except InvalidDefinition as exc:
                 self.stderr.write(self.style.ERROR(f"{path.name}: not imported: {exc}"))
                 continue
-            if workflow.name not in before:
-                outcome = "imported"
-            elif before[workflow.name] == workflow.version:
-                outcome = "unchanged"
-            else:
-                outcome = f"updated to version {workflow.version}"
-            self.stdout.write(f"{path.name}: '{workflow.name}' {outcome}")
+            self.stdout.write(f"{path.name}: '{workflow.name}' imported")
+
+    @staticmethod
+    def _exists(name: str, *, owner) -> bool:
+        # Names are unique across owners today, and workflow_save updates whichever workflow holds the name.
+        return Workflow.objects.filter(name=name).exists()
