@@ -15,6 +15,7 @@ import yaml
 
 from . import cron as cron_maths
 from .graph import find_cycle, plan_levels
+from .limits import MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_TASKS, LimitExceeded, check_depth, json_size
 from .templating import has_template, syntax_errors
 
 TASK_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -31,8 +32,6 @@ TRIGGER_KEYS = {
     "manual": {"type"},
 }
 SIGNATURE_PRESETS = ("generic", "github", "stripe")
-MAX_ALIASES = 100
-MAX_TASKS = 1000
 
 
 @dataclass(frozen=True)
@@ -93,21 +92,82 @@ class WorkflowSpec:
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """safe_load that refuses alias bombs (billion laughs) by capping the number of aliases."""
+    """safe_load that refuses alias bombs (billion laughs) and deep nesting while composing, before any object
+    is built. Every node adds its approximate JSON size and an alias adds the size of the node it repeats, so
+    the expanded document is bounded by MAX_DEFINITION_BYTES however few aliases carry it."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._expanded = 0
+        self._depth = 0
+        self._anchored_sizes: dict[int, int] = {}  # id(anchored node) -> its expanded size, once composed
+
+    def _grow(self, size: int, mark) -> None:
+        self._expanded += size
+        if self._expanded > MAX_DEFINITION_BYTES:
+            raise yaml.composer.ComposerError(
+                None, None, f"too many aliases: they expand the definition past {MAX_DEFINITION_BYTES:,} bytes",
+                mark)
 
     def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            self._alias_count = getattr(self, "_alias_count", 0) + 1
-            if self._alias_count > MAX_ALIASES:
-                event = self.peek_event()
-                raise yaml.composer.ComposerError(None, None, "too many aliases", event.start_mark)
-        return super().compose_node(parent, index)
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            node = self.anchors.get(event.anchor)
+            if node is not None:
+                size = self._anchored_sizes.get(id(node))
+                if size is None:
+                    raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it",
+                                                      event.start_mark)
+                self._grow(size, event.start_mark)
+            return super().compose_node(parent, index)
+        container = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        if container:
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                                  event.start_mark)
+        before = self._expanded
+        node = super().compose_node(parent, index)
+        self._depth -= container
+        self._grow(2 if container else len(node.value) + 3, event.start_mark)
+        if event.anchor is not None:
+            self._anchored_sizes[id(node)] = self._expanded - before
+        return node
+
+
+def _problem(exc: LimitExceeded) -> InvalidDefinition:
+    return InvalidDefinition([Problem(exc.path, exc.message)])
+
+
+def _too_large(size: int) -> InvalidDefinition:
+    return InvalidDefinition([Problem("", f"the definition is larger than {MAX_DEFINITION_BYTES:,} bytes "
+                                          f"({MAX_DEFINITION_BYTES // 1024} KiB)")])
 
 
 def parse_source(source: str | bytes | Mapping) -> dict:
-    """Text (YAML or JSON) or an already-parsed mapping → dict; errors carry line and column."""
+    """Text (YAML or JSON) or an already-parsed mapping → dict; errors carry line and column.
+
+    Bounded before anything else: at most MAX_DEFINITION_BYTES (the text, or a mapping's JSON size, aliases
+    expanded) and MAX_DEPTH levels of nesting.
+    """
     if isinstance(source, Mapping):
-        return dict(source)
+        size = json_size(source, stop_after=MAX_DEFINITION_BYTES)
+        if size > MAX_DEFINITION_BYTES:
+            raise _too_large(size)
+        data = dict(source)
+    else:
+        data = _parse_text(source)
+    try:
+        check_depth(data)
+    except LimitExceeded as exc:
+        raise _problem(exc) from None
+    return data
+
+
+def _parse_text(source: str | bytes) -> dict:
+    if len(source) > MAX_DEFINITION_BYTES or (
+            isinstance(source, str) and len(source.encode("utf-8", "surrogatepass")) > MAX_DEFINITION_BYTES):
+        raise _too_large(len(source))
     if isinstance(source, bytes):
         try:
             source = source.decode("utf-8")
@@ -121,6 +181,8 @@ def parse_source(source: str | bytes | Mapping) -> dict:
             data = yaml.load(source, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
     except json.JSONDecodeError as exc:
         raise InvalidDefinition([Problem("", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")])
+    except RecursionError:
+        raise InvalidDefinition([Problem("", f"nested more than {MAX_DEPTH} levels deep")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -145,6 +207,7 @@ class _Checker:
     def __init__(self, actions: ActionCatalog):
         self.actions = actions
         self.problems: list[Problem] = []
+        self._validators: dict[str, jsonschema.Draft202012Validator] = {}
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -171,7 +234,9 @@ class _Checker:
             self.add(sub, message)
         if action not in self.actions:
             return
-        validator = jsonschema.Draft202012Validator(self.actions.input_schema(action))
+        validator = self._validators.get(action)
+        if validator is None:
+            validator = self._validators[action] = jsonschema.Draft202012Validator(self.actions.input_schema(action))
         for error in validator.iter_errors(inputs):
             if _is_templated(inputs, list(error.absolute_path)):
                 continue
@@ -241,6 +306,9 @@ def _collect_tasks(data: Mapping, check: _Checker) -> dict[str, tuple[dict, str]
         if not isinstance(steps, list) or not steps:
             check.add("steps", "must be a non-empty list of steps")
             return {}
+        if len(steps) > MAX_TASKS:
+            check.add("steps", f"at most {MAX_TASKS:,} tasks per workflow, got {len(steps):,} steps")
+            return {}
         collected: dict[str, tuple[dict, str]] = {}
         previous = None
         for index, step in enumerate(steps):
@@ -268,7 +336,7 @@ def _collect_tasks(data: Mapping, check: _Checker) -> dict[str, tuple[dict, str]
         check.add("tasks", "required: a workflow needs at least one task (`tasks:` mapping or `steps:` list)")
         return {}
     if len(tasks) > MAX_TASKS:
-        check.add("tasks", f"at most {MAX_TASKS} tasks per workflow")
+        check.add("tasks", f"at most {MAX_TASKS:,} tasks per workflow, got {len(tasks):,}")
         return {}
     collected = {}
     for task_id, raw in tasks.items():
