@@ -1,4 +1,5 @@
 """Typed readers for environment variables that fail loudly on malformed values."""
+import ipaddress
 import os
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -46,3 +47,18 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def env_networks(name: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated CIDRs (a bare address is a /32 or /128). Host bits set ("10.0.0.1/8") are refused: the
+    operator most likely mistyped, and guessing which network they meant would widen or narrow it silently."""
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=True))
+        except ValueError as exc:
+            raise ValueError(f"{name}: {item!r} is not a network in CIDR notation ({exc})") from None
+    return tuple(networks)

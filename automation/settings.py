@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_float, env_int, env_list, env_str
+from .env import env_bool, env_float, env_int, env_list, env_networks, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("AUTOMATION_VAR_DIR", str(BASE_DIR / "var")))
@@ -146,6 +146,9 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 AUTOMATION_FILES_ROOT = Path(env_str("AUTOMATION_FILES_ROOT", str(BASE_DIR / "files")))
 AUTOMATION_ALLOW_SHELL = env_bool("AUTOMATION_ALLOW_SHELL", False)
 AUTOMATION_HTTP_ALLOW_PRIVATE = env_bool("AUTOMATION_HTTP_ALLOW_PRIVATE", False)
+# Networks outbound requests may reach despite the private-address guard, e.g. "10.1.2.0/24,fd00:1::/64": one
+# internal service without opening the rest (169.254.169.254 stays refused unless listed).
+AUTOMATION_HTTP_ALLOWED_NETWORKS = env_networks("AUTOMATION_HTTP_ALLOWED_NETWORKS")
 # A running task run whose heartbeat is older than this is presumed lost with its worker.
 AUTOMATION_TASK_LEASE_SECONDS = env_float("AUTOMATION_TASK_LEASE_SECONDS", 30.0)
 AUTOMATION_HEARTBEAT_SECONDS = env_float("AUTOMATION_HEARTBEAT_SECONDS", 5.0)

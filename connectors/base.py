@@ -26,6 +26,8 @@ class ActionConfig:
     files_root: Path = Path("files")
     allow_shell: bool = True
     http_allow_private: bool = False
+    # CIDRs (strings or ipaddress networks) exempt from the private-address guard: AUTOMATION_HTTP_ALLOWED_NETWORKS.
+    http_allowed_networks: tuple = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -9,7 +9,10 @@ What it guarantees (the habits of healthchecks' `hc/lib/curl.py`, tightened):
 * private, loopback, link-local, shared (CGNAT), multicast, reserved and unspecified addresses are refused,
   including IPv4 embedded in IPv6 (`::ffff:169.254.169.254`, 6to4, NAT64) and the numeric spellings the C
   resolver accepts (`2130706433`, `0x7f.1`, `017700000001`), because the check runs on what getaddrinfo
-  returned, not on the text of the URL — unless the operator set AUTOMATION_HTTP_ALLOW_PRIVATE=1;
+  returned, not on the text of the URL — unless the operator set AUTOMATION_HTTP_ALLOW_PRIVATE=1, or listed the
+  address's network in AUTOMATION_HTTP_ALLOWED_NETWORKS (`allowed_networks`: one internal service can be reached
+  while 169.254.169.254 stays refused). An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 host itself:
+  it is matched against the list, and connected to, in its IPv4 form;
 * redirects are followed by hand, each hop checked again, at most `max_redirects` of them;
 * one deadline (`timeout` seconds) covers resolution, connecting, every hop and reading the body;
 * bodies are read as a stream and refused past `max_bytes` (after decompression, so a gzip bomb stops too);
@@ -43,6 +46,7 @@ __all__ = [
     "ResponseTooLarge",
     "TooManyRedirects",
     "check_address",
+    "in_networks",
     "redact_url",
     "safe_request",
 ]
@@ -130,6 +134,23 @@ def _parse_networks(networks: Iterable[Any]) -> list[ipaddress.IPv4Network | ipa
     return [ipaddress.ip_network(n, strict=False) for n in networks]
 
 
+def _unmapped(addr: IPAddress) -> IPAddress:
+    """`::ffff:a.b.c.d` is the IPv4 host a.b.c.d (RFC 4291 2.5.5.2); other addresses are returned as they are."""
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def in_networks(addr: IPAddress, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether `addr`, or the IPv4 host it maps, lies in one of `networks`.
+
+    Only the mapped form counts as the same host: a 6to4 or NAT64 address is another host (a gateway's), so it
+    is never exempted by an IPv4 network, while check_address still refuses it for what it embeds.
+    """
+    plain = _unmapped(addr)
+    return any(addr in net or plain in net for net in networks)
+
+
 def _resolve(host: str, port: int, resolver: Resolver) -> list[IPAddress]:
     try:
         infos = resolver(host, port, 0, socket.SOCK_STREAM)
@@ -161,9 +182,9 @@ def _vet(
     """
     addresses = _resolve(host, port, resolver)
     if allow_private:
-        return addresses
+        return _pinnable(addresses)
     for addr in addresses:
-        if any(addr in net for net in allowed_networks):
+        if in_networks(addr, allowed_networks):
             continue
         reason = check_address(addr)
         if reason is None:
@@ -174,7 +195,16 @@ def _vet(
             literal = False
         subject = f"{host} is" if literal else f"{host} resolves to {addr},"
         raise BlockedDestination(f"refused: {subject} {reason} ({ALLOW_PRIVATE_HINT})")
-    return addresses
+    return _pinnable(addresses)
+
+
+def _pinnable(addresses: list[IPAddress]) -> list[IPAddress]:
+    # Connect to the IPv4 form of a mapped address: what was vetted, and reachable where IPv6 sockets are v6-only.
+    unique: list[IPAddress] = []
+    for addr in map(_unmapped, addresses):
+        if addr not in unique:
+            unique.append(addr)
+    return unique
 
 
 class _PinnedAdapter(HTTPAdapter):

@@ -11,4 +11,5 @@ def action_config(*, allow_shell: bool | None = None) -> ActionConfig:
         files_root=settings.AUTOMATION_FILES_ROOT,
         allow_shell=settings.AUTOMATION_ALLOW_SHELL if allow_shell is None else allow_shell,
         http_allow_private=settings.AUTOMATION_HTTP_ALLOW_PRIVATE,
+        http_allowed_networks=tuple(settings.AUTOMATION_HTTP_ALLOWED_NETWORKS),
     )

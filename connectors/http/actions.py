@@ -40,7 +40,7 @@ class HttpRequest(Action):
     description = (
         "Sends an HTTP request and returns status, headers, body and (for JSON responses) json. Fails when the "
         "status is not the expected one (any 2xx by default). Private, loopback and link-local addresses are "
-        "refused unless AUTOMATION_HTTP_ALLOW_PRIVATE=1."
+        "refused unless AUTOMATION_HTTP_ALLOW_PRIVATE=1 or the network is listed in AUTOMATION_HTTP_ALLOWED_NETWORKS."
     )
     input_schema = {
         "type": "object",
@@ -112,7 +112,7 @@ class HttpRequest(Action):
         try:
             response = safe_request(
                 method, url, headers=headers, allow_private=context.config.http_allow_private, timeout=timeout,
-                **kwargs,
+                allowed_networks=context.config.http_allowed_networks, **kwargs,
             )
         except ActionError as exc:
             context.log(f"{method} {shown} -> failed: {exc} ({(time.monotonic() - started) * 1000:.0f} ms)")

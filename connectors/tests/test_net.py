@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -197,6 +198,61 @@ def test_tries_the_next_vetted_address_when_the_first_refuses_the_connection(htt
 def test_allowed_networks_exempt_only_what_they_name(connections):
     with pytest.raises(BlockedDestination, match="169.254.169.254"):
         get("http://169.254.169.254/", allowed_networks=LOOPBACK_ONLY)
+    assert connections == []
+
+
+def test_an_allowed_network_reaches_its_server_while_metadata_and_other_private_addresses_stay_refused(
+        http_server, connections):
+    allowed = ["127.0.0.0/8"]
+
+    assert get(http_server.url("/json"), allowed_networks=allowed).json() == {"hello": "world", "n": 1}
+    for url, reason in [("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+                        ("http://10.0.0.1/", "10.0.0.1 is a private address")]:
+        with pytest.raises(BlockedDestination, match=reason):
+            get(url, allowed_networks=allowed)
+
+    assert connections == [("127.0.0.1", http_server.port)]
+    assert len(http_server.seen) == 1
+
+
+def test_the_ipv4_mapped_form_of_an_allowed_address_is_allowed_and_connected_to_as_ipv4(http_server, connections):
+    response = get(f"http://[::ffff:127.0.0.1]:{http_server.port}/json", allowed_networks=["127.0.0.0/8"])
+
+    assert response.status_code == 200
+    assert connections == [("127.0.0.1", http_server.port)]
+    assert http_server.seen[0].headers["Host"] == f"[::ffff:127.0.0.1]:{http_server.port}"
+
+
+def test_a_name_resolving_to_the_ipv4_mapped_form_of_an_allowed_address_is_allowed(http_server, connections):
+    resolver = fake_resolver({"internal.example.test": ["::ffff:127.0.0.1"]})
+
+    response = get(f"http://internal.example.test:{http_server.port}/json", allowed_networks=["127.0.0.0/8"],
+                   resolver=resolver)
+
+    assert response.status_code == 200
+    assert connections == [("127.0.0.1", http_server.port)]
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://[::ffff:169.254.169.254]/", "::ffff:169.254.169.254 is a link-local address in IPv6 form"),
+        ("http://[::ffff:10.0.0.1]/", "::ffff:10.0.0.1 is a private address in IPv6 form"),
+        ("http://[::ffff:a9fe:a9fe]/", "::ffff:a9fe:a9fe is a link-local address in IPv6 form"),
+        # 6to4 and NAT64 wrap the allowed 127.0.0.1 but reach a gateway, not that host: still refused.
+        ("http://[2002:7f00:1::]/", "2002:7f00:1:: is a loopback address in IPv6 form"),
+        ("http://[64:ff9b::7f00:1]/", "64:ff9b::7f00:1 is a loopback address in IPv6 form"),
+    ],
+)
+def test_ipv6_forms_of_blocked_addresses_stay_refused_next_to_an_allowed_network(url, expected, connections):
+    with pytest.raises(BlockedDestination, match=re.escape(expected)):
+        get(url, allowed_networks=["127.0.0.0/8"])
+    assert connections == []
+
+
+def test_an_allowed_ipv4_network_does_not_open_the_ipv6_loopback(connections):
+    with pytest.raises(BlockedDestination, match=r"::1 is a loopback address"):
+        get("http://[::1]/", allowed_networks=["127.0.0.0/8"])
     assert connections == []
 
 
