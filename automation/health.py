@@ -1,10 +1,13 @@
 """Operations endpoints: /healthz for probes and load balancers, /metrics for Prometheus.
 
-Both are plain Django views outside the API (no session, no throttling). Each health check is bounded by
-HEALTHZ_TIMEOUT_SECONDS so a dead dependency makes the probe fail quickly instead of hanging it.
+Both are plain Django views outside the API (no throttling). Each health check is bounded by
+HEALTHZ_TIMEOUT_SECONDS so a dead dependency makes the probe fail quickly instead of hanging it. /healthz says
+only "ok" or "unavailable" and stays public; /metrics tells how busy the installation is, so it answers a
+scraper sending `Authorization: Bearer <METRICS_TOKEN>` or a logged-in staff member, and nobody else.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import tempfile
@@ -15,6 +18,8 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+
+from runs.metrics import metrics_snapshot, render_prometheus
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +71,44 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(results, status=200 if healthy else 503)
 
 
-def _authorised(request: HttpRequest, token: str) -> bool:
+def _bearer_matches(request: HttpRequest, token: str) -> bool:
+    """Constant time in the token and the guess: both are hashed first, so not even the length leaks.
+    An empty token matches nothing."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    if not token or scheme.lower() != "bearer":
+        return False
+    digest = hashlib.sha256(given.strip().encode()).digest()
+    return hmac.compare_digest(digest, hashlib.sha256(token.encode()).digest())
+
+
+def _refused(status: int, message: str) -> JsonResponse:
+    response = JsonResponse({"errors": [{"path": "", "message": message}]}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
+
+
+def metrics_refusal(request: HttpRequest) -> JsonResponse | None:
+    """None when the caller may read /metrics, else the 401 (no credentials, or a wrong token) or 403 (logged
+    in, but not staff) to answer with."""
+    if _bearer_matches(request, settings.METRICS_TOKEN):
+        return None
+    user = request.user
+    if user.is_authenticated and user.is_active and user.is_staff:
+        return None
+    if "Authorization" in request.headers:
+        return _refused(401, "invalid metrics token")
+    if user.is_authenticated:
+        return _refused(403, "metrics are for staff members and the scraper's token")
+    return _refused(401, "authentication required: send Authorization: Bearer <METRICS_TOKEN> or log in as staff")
 
 
 @never_cache
 @require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
-    from runs.metrics import metrics_snapshot, render_prometheus
-
-    token = settings.METRICS_TOKEN
-    if token and not _authorised(request, token):
-        response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        return refusal
     try:
         body = render_prometheus(metrics_snapshot())
     except Exception:  # noqa: BLE001 - the database is down: say so with a status a scraper records

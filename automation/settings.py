@@ -214,8 +214,8 @@ LOGGING = {
 
 
 # --- Operations ---------------------------------------------------------------------------------------------
-# /healthz and /metrics (automation/health.py). An empty METRICS_TOKEN keeps /metrics public like most
-# exporters; when set, scrapers send `Authorization: Bearer <token>`.
+# /healthz and /metrics (automation/health.py). /metrics answers `Authorization: Bearer <METRICS_TOKEN>` (the
+# scraper) or a logged-in staff member; an empty METRICS_TOKEN leaves staff sessions only.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 HEALTHZ_TIMEOUT_SECONDS = env_float("HEALTHZ_TIMEOUT_SECONDS", 1.0)
 # `json` writes one JSON object per line with the run and task ids bound by automation.logging.bind_log_context.

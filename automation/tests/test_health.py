@@ -66,3 +66,10 @@ def test_healthz_names_a_failing_database(client, broker, monkeypatch):
 
 def test_healthz_refuses_writes(client):
     assert client.post("/healthz").status_code == 405
+
+
+def test_healthz_stays_public_while_metrics_need_credentials(client, broker, settings):
+    settings.METRICS_TOKEN = "s3cret"
+
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/metrics").status_code == 401
