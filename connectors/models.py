@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
-from encrypted_fields.fields import EncryptedTextField
+
+from .fields import StrictEncryptedTextField
 
 
 class Secret(models.Model):
@@ -13,7 +14,7 @@ class Secret(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="secrets", null=True, blank=True
     )
     name = models.CharField(max_length=100)
-    value = EncryptedTextField()
+    value = StrictEncryptedTextField()
     description = models.CharField(max_length=300, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -33,6 +34,9 @@ class ConnectedAccount(models.Model):
     see `connectors.github.services`.
     """
 
+    # Lists and pages defer these, so a row whose tokens no key decrypts still shows (and can be disconnected).
+    TOKEN_FIELDS = ("access_token", "refresh_token")
+
     class Status(models.TextChoices):
         OK = "ok", "OK"
         NEEDS_REAUTH = "needs_reauth", "Needs re-authorisation"
@@ -44,9 +48,9 @@ class ConnectedAccount(models.Model):
     external_id = models.CharField(max_length=64, help_text="The account's id at the provider.")
     login = models.CharField(max_length=100, help_text="The account's login at the provider.")
     scopes = models.JSONField(default=list, blank=True)
-    access_token = EncryptedTextField()
+    access_token = StrictEncryptedTextField()
     # NULL when the provider issues tokens that do not expire (classic OAuth apps without expiring tokens).
-    refresh_token = EncryptedTextField(null=True, blank=True)
+    refresh_token = StrictEncryptedTextField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     refresh_expires_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OK)

@@ -128,3 +128,7 @@ def check_size(value: Any, path: str, limit: int, what: str) -> None:
     """Raise LimitExceeded(`path`, "<what> larger than N bytes") when `value`'s JSON size passes `limit`."""
     if json_size(value, stop_after=limit) > limit:
         raise LimitExceeded(path, f"{what} larger than {limit:,} bytes")
+
+
+MAX_SECRET_NAME_LENGTH = 100  # a vault secret's name, [A-Za-z_][A-Za-z0-9_]*
+MAX_SECRET_VALUE_BYTES = 64 * KIB  # a vault secret's value, UTF-8 encoded

@@ -39,7 +39,9 @@ class _GitHubAction(Action):
             raise ActionError(
                 "GitHub actions need the workflow to have an owner whose GitHub account is connected; "
                 "set the workflow's owner", retryable=False)
-        accounts = list(ConnectedAccount.objects.filter(user_id=context.owner_id, provider="github"))
+        # Tokens deferred: they are decrypted when the client sends them, which turns a lost key into a clear error.
+        accounts = list(ConnectedAccount.objects.filter(user_id=context.owner_id, provider="github")
+                        .defer(*ConnectedAccount.TOKEN_FIELDS))
         if wanted:
             accounts = [a for a in accounts if a.login.lower() == wanted.lower()]
             if not accounts:

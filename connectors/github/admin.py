@@ -18,6 +18,9 @@ class ConnectedAccountAdmin(admin.ModelAdmin):
     readonly_fields = fields
     actions = ["disconnect"]
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer(*ConnectedAccount.TOKEN_FIELDS)
+
     def has_add_permission(self, request) -> bool:
         return False  # accounts come from the connect flow only
 

@@ -27,13 +27,14 @@ class ConnectedAccountSerializer(serializers.ModelSerializer):
 
 class ConnectionListView(APIView):
     def get(self, request):
-        accounts = ConnectedAccount.objects.filter(user=request.user)
+        accounts = ConnectedAccount.objects.filter(user=request.user).defer(*ConnectedAccount.TOKEN_FIELDS)
         return Response(ConnectedAccountSerializer(accounts, many=True).data)
 
 
 class ConnectionDisconnectView(APIView):
     def post(self, request, pk: int):
-        account = get_object_or_404(ConnectedAccount, pk=pk, user=request.user)
+        accounts = ConnectedAccount.objects.defer(*ConnectedAccount.TOKEN_FIELDS)
+        account = get_object_or_404(accounts, pk=pk, user=request.user)
         revoked = services.account_disconnect(account=account)
         return Response({"disconnected": True, "revoked": revoked}, status=status.HTTP_200_OK)
 

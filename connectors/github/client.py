@@ -15,6 +15,7 @@ import requests
 from django.conf import settings
 
 from connectors.base import ActionError
+from connectors.fields import UndecryptableValue
 from connectors.models import ConnectedAccount
 
 from . import oauth, services
@@ -81,10 +82,9 @@ def _request(account: ConnectedAccount, method: str, path: str, **kwargs) -> req
     if account.status == ConnectedAccount.Status.NEEDS_REAUTH:
         raise _reauth_error(account, account.status_reason or "it was marked so earlier")
     try:
-        services.check_decryptable(account)
-    except services.TokenUndecryptable as exc:
-        raise ActionError(str(exc), retryable=False) from None
-    token = account.access_token
+        token = account.access_token  # deferred by the caller, so a lost key surfaces here
+    except UndecryptableValue:
+        raise ActionError(services.undecryptable_message(account.login), retryable=False) from None
     response = _send(token, method, path, **kwargs)
 
     if response.status_code == 401:
@@ -96,8 +96,8 @@ def _request(account: ConnectedAccount, method: str, path: str, **kwargs) -> req
         except oauth.GitHubUnavailable as exc:
             raise ActionError(f"GitHub rejected the token and refreshing it failed for now: {exc}",
                               retryable=True) from None
-        except services.TokenUndecryptable as exc:
-            raise ActionError(str(exc), retryable=False) from None
+        except UndecryptableValue:
+            raise ActionError(services.undecryptable_message(account.login), retryable=False) from None
         except ConnectedAccount.DoesNotExist:
             raise ActionError(f"GitHub connection '{account.login}' was disconnected", retryable=False) from None
         account.refresh_from_db()

@@ -37,5 +37,6 @@ def disconnect_connected_accounts(backend, user, entries, *args, **kwargs) -> No
     """social-auth's own /oauth/disconnect/github/ view: revoke and delete the matching ConnectedAccounts too
     (social-auth's revoke_tokens step finds no token in extra_data, on purpose)."""
     for entry in entries:
-        for account in ConnectedAccount.objects.filter(user=user, provider=entry.provider, external_id=entry.uid):
+        accounts = ConnectedAccount.objects.filter(user=user, provider=entry.provider, external_id=entry.uid)
+        for account in accounts.defer(*ConnectedAccount.TOKEN_FIELDS):
             services.account_disconnect(account=account)

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from connectors.fields import UndecryptableValue
 from connectors.models import ConnectedAccount
 
 from . import oauth
@@ -22,23 +23,9 @@ class ReauthRequired(Exception):
     """The connection cannot be used until its owner connects it again; the message says why."""
 
 
-class TokenUndecryptable(Exception):
-    """The stored token is still ciphertext: it was encrypted under a key that is neither SECRET_KEY nor in
-    SECRET_KEY_FALLBACKS (django-fernet-encrypted-fields returns the ciphertext instead of failing)."""
-
-
-def token_is_ciphertext(value: str | None) -> bool:
-    # Fernet tokens are url-safe base64 of a version byte 0x80 and a timestamp: "gAAAAA…". GitHub tokens are
-    # "gho_…", "ghu_…", "ghr_…" (or 40 hex characters for old ones), so they never look like this.
-    return bool(value) and value.startswith("gAAAAA") and len(value) >= 100
-
-
-def check_decryptable(account: ConnectedAccount) -> None:
-    if token_is_ciphertext(account.access_token) or token_is_ciphertext(account.refresh_token):
-        raise TokenUndecryptable(
-            f"the stored tokens of GitHub connection '{account.login}' cannot be decrypted with SECRET_KEY or "
-            "SECRET_KEY_FALLBACKS; restore the old key in SECRET_KEY_FALLBACKS (or reconnect the account)"
-        )
+def undecryptable_message(login: str) -> str:
+    return (f"the stored tokens of GitHub connection '{login}' cannot be decrypted with SECRET_KEY or "
+            "SECRET_KEY_FALLBACKS; restore the old key in SECRET_KEY_FALLBACKS (or reconnect the account)")
 
 
 def _seconds(value: Any) -> int | None:
@@ -88,7 +75,8 @@ def account_refresh(*, account_id: int, stale_access_token: str | None = None,
     token another worker just spent: with `stale_access_token` (the token a call was rejected with) the refresh
     is skipped when the stored token is already a different one; with `expiring_before` (proactive refresh) it
     is skipped when the token no longer expires that soon. Raises ReauthRequired (and marks the connection)
-    when GitHub refuses the grant; oauth.GitHubUnavailable when GitHub could not be asked (nothing changes).
+    when GitHub refuses the grant; oauth.GitHubUnavailable when GitHub could not be asked (nothing changes);
+    UndecryptableValue, from loading the row, when an operator lost the key (nothing is spent or marked).
     """
     failure = None
     with transaction.atomic():
@@ -99,7 +87,6 @@ def account_refresh(*, account_id: int, stale_access_token: str | None = None,
             return account  # another worker refreshed while this one waited for the lock
         if expiring_before is not None and (account.expires_at is None or account.expires_at > expiring_before):
             return account
-        check_decryptable(account)  # never spend or mark a grant because an operator lost a key
         if not account.refresh_token:
             failure = "the token was rejected and there is no refresh token"
         else:
@@ -143,8 +130,8 @@ def refresh_expiring(*, within: timedelta = timedelta(minutes=10)) -> RefreshRep
             account_refresh(account_id=account_id, expiring_before=deadline)
         except ReauthRequired:
             report.needs_reauth += 1
-        except TokenUndecryptable as exc:
-            log.error("%s", exc)
+        except UndecryptableValue as exc:
+            log.error("GitHub connection %s not refreshed: %s", account_id, exc)
             report.unavailable += 1
         except oauth.GitHubUnavailable as exc:
             log.warning("GitHub connection %s not refreshed, will try again: %s", account_id, exc)
@@ -160,7 +147,10 @@ def account_disconnect(*, account: ConnectedAccount) -> bool:
     """Revoke the grant at GitHub (best effort) and delete the connection; True when GitHub confirmed."""
     from social_django.models import UserSocialAuth
 
-    revoked = oauth.revoke_grant(account.access_token)
+    try:
+        revoked = oauth.revoke_grant(account.access_token)
+    except UndecryptableValue:
+        revoked = False  # a connection whose key was lost can still be removed, just not revoked at GitHub
     if not revoked:
         log.warning("GitHub did not confirm revoking connection %s (%s); deleting it anyway", account.id, account.login)
     with transaction.atomic():

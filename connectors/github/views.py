@@ -41,7 +41,7 @@ PAGE = """<!doctype html>
 
 @login_required
 def connection_list(request):
-    accounts = list(ConnectedAccount.objects.filter(user=request.user))
+    accounts = list(ConnectedAccount.objects.filter(user=request.user).defer(*ConnectedAccount.TOKEN_FIELDS))
     template = engines["django"].from_string(PAGE)
     needs_reauth = any(a.status == ConnectedAccount.Status.NEEDS_REAUTH for a in accounts)
     return TemplateResponse(request, template, {"accounts": accounts, "needs_reauth": needs_reauth})
@@ -50,7 +50,8 @@ def connection_list(request):
 @login_required
 @require_POST
 def connection_disconnect(request, pk: int):
-    account = get_object_or_404(ConnectedAccount, pk=pk, user=request.user)
+    accounts = ConnectedAccount.objects.defer(*ConnectedAccount.TOKEN_FIELDS)
+    account = get_object_or_404(accounts, pk=pk, user=request.user)
     login = account.login
     revoked = services.account_disconnect(account=account)
     note = "" if revoked else " (GitHub did not confirm revoking access; you can also revoke it in GitHub's settings)"

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db
 
 
 def _fresh(account):
-    return ConnectedAccount.objects.get(id=account.id)
+    # As the github.* actions load it: tokens deferred, decrypted when the client sends them.
+    return ConnectedAccount.objects.defer(*ConnectedAccount.TOKEN_FIELDS).get(id=account.id)
 
 
 def test_create_issue_sends_the_bearer_token_and_returns_githubs_issue(fake_github, connect_account, github_user):
@@ -265,7 +266,7 @@ def test_a_token_under_a_lost_key_fails_clearly_without_calling_github_or_markin
         fake_github, connect_account, github_user, rekey):
     rekey("old-secret-key-" + "o" * 40)
     account = connect_account(github_user)
-    rekey("new-secret-key-" + "n" * 40)  # no fallback: the library hands back the ciphertext
+    rekey("new-secret-key-" + "n" * 40)  # no fallback: nothing decrypts the tokens any more
     calls = len(fake_github.requests)
 
     with pytest.raises(ActionError, match="cannot be decrypted with SECRET_KEY or SECRET_KEY_FALLBACKS") as e:
