@@ -1,12 +1,20 @@
-"""API-wide conventions: every validation error answers `400 {"errors": [{"path", "message"}]}`."""
+"""API-wide conventions: every error answers `{"errors": [{"path", "message"}]}` with its status (SPEC §6);
+validation errors are 400 with the path of the offending field."""
 from __future__ import annotations
 
+import codecs
+import json
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from workflows.definition import InvalidDefinition
+from workflows.limits import LimitExceeded
 
 
 def _flatten(detail, path: str = "") -> list[dict]:
@@ -27,6 +35,40 @@ def errors_response(errors: list[dict], code: int = status.HTTP_400_BAD_REQUEST)
 def exception_handler(exc, context):
     if isinstance(exc, InvalidDefinition):
         return errors_response([p.as_dict() for p in exc.problems])
+    if isinstance(exc, LimitExceeded):
+        return errors_response([{"path": exc.path, "message": exc.message}])
     if isinstance(exc, ValidationError):
         return errors_response(_flatten(exc.detail))
-    return drf_exception_handler(exc, context)
+    if isinstance(exc, RequestDataTooBig):
+        return errors_response([{"path": "", "message": f"request body larger than "
+                                 f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes"}],
+                               status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        return errors_response([{"path": "", "message": str(exc)}])
+    response = drf_exception_handler(exc, context)  # keeps WWW-Authenticate and Retry-After
+    if response is not None and isinstance(exc, APIException):
+        response.data = {"errors": _flatten(exc.detail)}
+    return response
+
+
+class BoundedJSONParser(JSONParser):
+    """JSON bodies within DATA_UPLOAD_MAX_MEMORY_SIZE (413 above), and a 400 for nesting that exhausts Python's
+    recursion (DRF's parser lets that RecursionError through as a 500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read(limit + 1) if limit is not None else stream.read()
+        if limit is not None and len(raw) > limit:
+            raise RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            return json.loads(codecs.decode(raw, encoding), parse_constant=_refuse_constant)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")  # NaN and Infinity, as DRF's STRICT_JSON
+

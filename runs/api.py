@@ -15,8 +15,11 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 
+from automation.api import BoundedJSONParser
+from workflows.limits import LimitExceeded, check_storable
+
 from .models import RunState, TaskRun, TriggerKind, WorkflowRun
-from .permissions import NotReadOnlyUser
+from .permissions import RUNS, NotReadOnlyUser, OwnerOrModelPermission, visible_to
 from .services import RunError, run_cancel, run_rerun, run_retry
 
 ACCEPTED = {202: {"type": "object", "properties": {"run_id": {"type": "integer"}}}}
@@ -99,12 +102,11 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     filterset_class = RunFilter
     pagination_class = RunCursorPagination
     lookup_value_regex = r"\d+"  # a non-numeric id is a 404, not a database error
-    permission_classes = [IsAuthenticated, NotReadOnlyUser]
+    permission_classes = [IsAuthenticated, NotReadOnlyUser, OwnerOrModelPermission]
+    owned = RUNS
 
     def get_queryset(self):
-        queryset = WorkflowRun.objects.all()
-        if not self.request.user.is_staff:
-            queryset = queryset.filter(workflow__owner=self.request.user)
+        queryset = visible_to(self.request.user, WorkflowRun.objects.all(), self.owned)
         if self.action == "list":
             queryset = queryset.defer("trigger", "reuse_tasks")
         if self.action == "retrieve":
@@ -129,11 +131,16 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return self._accepted(lambda: run_retry(run_id=run.id))
 
     @extend_schema(request=RerunSerializer, responses=ACCEPTED)
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], parser_classes=[BoundedJSONParser])
     def rerun(self, request, pk=None):
         run = self.get_object()
         body = RerunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        try:
+            check_storable(body.validated_data.get("trigger"), "trigger")
+        except LimitExceeded as exc:
+            return Response({"errors": [{"path": exc.path, "message": exc.message}]},
+                            status=status.HTTP_400_BAD_REQUEST)
         return self._accepted(lambda: run_rerun(run_id=run.id, **body.validated_data))
 
     @extend_schema(request=None, responses=ACCEPTED)

@@ -25,7 +25,7 @@ from runs.services import RunError, run_create
 from .admin_graph import dag_svg
 from .definition import InvalidDefinition
 from .models import Workflow, WorkflowVersion
-from .services import definition_validate, spec_for_version, workflow_save
+from .services import definition_validate, spec_for_version, workflow_name_taken, workflow_save
 
 admin.site.site_header = "Flowforge"
 admin.site.site_title = "Flowforge"
@@ -78,6 +78,7 @@ class WorkflowAdminForm(forms.ModelForm):
         help_text="YAML or JSON. Validated on save; a changed definition becomes a new version.",
     )
     based_on_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    current_user = None  # set by WorkflowAdmin.get_form: a new workflow without an owner becomes theirs
 
     class Meta:
         model = Workflow
@@ -108,6 +109,9 @@ class WorkflowAdminForm(forms.ModelForm):
         self.parsed_definition = data
         if not cleaned.get("name"):
             cleaned["name"] = spec.name
+        owner = cleaned.get("owner") or (self.instance.owner if self.instance.pk else self.current_user)
+        if workflow_name_taken(name=cleaned["name"], owner=owner, exclude_id=self.instance.pk):
+            self.add_error("name", f"a workflow named '{cleaned['name'].strip()}' already exists for {owner}")
         based_on = cleaned.get("based_on_version")
         if self.instance.pk and based_on is not None:
             current = Workflow.objects.filter(pk=self.instance.pk).values_list("version", flat=True).first()
@@ -143,6 +147,11 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return WorkflowChangeList
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.current_user = request.user  # the factory builds a fresh class per request
+        return form
 
     @admin.display(description="Last run")
     def last_run_status(self, obj: Workflow) -> str:
@@ -224,11 +233,11 @@ class WorkflowAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Workflow, form: WorkflowAdminForm, change: bool) -> None:
         data = form.cleaned_data
         owner = data.get("owner") or (obj.owner if change else request.user)
-        saved = workflow_save(source=form.parsed_definition, name=data["name"], owner=request.user if change else owner,
+        saved = workflow_save(source=form.parsed_definition, name=data["name"], owner=owner, author=request.user,
                               workflow=obj if change else None,
                               expected_version=data.get("based_on_version") if change else None,
                               enabled=data.get("enabled"))
-        Workflow.objects.filter(pk=saved.pk).update(owner=owner, retention_days=data.get("retention_days"),
+        Workflow.objects.filter(pk=saved.pk).update(retention_days=data.get("retention_days"),
                                                     retention_max_runs=data.get("retention_max_runs"))
         obj.pk = saved.pk
         obj.refresh_from_db()
@@ -238,7 +247,7 @@ class WorkflowAdmin(admin.ModelAdmin):
     def _set_enabled(self, request, queryset, enabled: bool) -> None:
         # Through workflow_save so the triggers (periodic tasks) follow the flag.
         for workflow in queryset:
-            workflow_save(source=workflow.definition, name=workflow.name, owner=request.user, workflow=workflow,
+            workflow_save(source=workflow.definition, name=workflow.name, author=request.user, workflow=workflow,
                           enabled=enabled)
         self.message_user(request, f"{queryset.count()} workflow(s) {'enabled' if enabled else 'disabled'}.")
 

@@ -8,14 +8,14 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from automation.api import errors_response
+from automation.api import BoundedJSONParser, errors_response
 from runs.models import TriggerKind
-from runs.permissions import NotReadOnlyUser
+from runs.permissions import WORKFLOWS, NotReadOnlyUser, OwnerOrModelPermission, visible_to
 from runs.services import run_create
 
-from .definition import InvalidDefinition
+from .limits import LimitExceeded, check_storable
 from .models import Workflow
-from .services import VersionConflict, definition_validate, workflow_delete, workflow_save
+from .services import VersionConflict, WorkflowBusy, definition_validate, workflow_delete, workflow_save
 
 
 class DefinitionField(serializers.JSONField):
@@ -33,7 +33,11 @@ class WorkflowSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "definition", "version", "enabled", "webhook_url", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
-    def get_webhook_url(self, workflow: Workflow) -> str:
+    def get_webhook_url(self, workflow: Workflow) -> str | None:
+        """Null unless the definition has a `webhook` trigger (/hooks/<token> answers 404 otherwise)."""
+        if not any(isinstance(trigger, dict) and trigger.get("type") == "webhook"
+                   for trigger in workflow.definition.get("triggers") or ()):
+            return None
         request = self.context.get("request")
         return request.build_absolute_uri(workflow.webhook_path) if request else workflow.webhook_path
 
@@ -42,11 +46,12 @@ class WorkflowSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError("must be a JSON object or a YAML/JSON string")
         return value
 
-    def save_workflow(self, owner, instance: Workflow | None = None) -> Workflow:
+    def save_workflow(self, *, author, instance: Workflow | None = None) -> Workflow:
+        """Create (owned by `author`) or update `instance` (its owner kept); InvalidDefinition on a name clash."""
         data = self.validated_data
         return workflow_save(source=data["definition"] if "definition" in data else instance.definition,
-                             name=data.get("name"), owner=owner, workflow=instance,
-                             expected_version=data.get("version") if instance else None,
+                             name=data.get("name"), owner=None if instance else author, author=author,
+                             workflow=instance, expected_version=data.get("version") if instance else None,
                              enabled=data.get("enabled"))
 
 
@@ -78,13 +83,11 @@ class WorkflowViewSet(viewsets.ModelViewSet):
     queryset = Workflow.objects.none()  # for the schema; get_queryset scopes to the user
     pagination_class = WorkflowPagination
     lookup_value_regex = r"\d+"  # a non-numeric id is a 404, not a database error
-    permission_classes = [IsAuthenticated, NotReadOnlyUser]
+    permission_classes = [IsAuthenticated, NotReadOnlyUser, OwnerOrModelPermission]
+    owned = WORKFLOWS
 
     def get_queryset(self):
-        queryset = Workflow.objects.select_related("owner")
-        if not self.request.user.is_staff:
-            queryset = queryset.filter(owner=self.request.user)
-        return queryset
+        return visible_to(self.request.user, Workflow.objects.select_related("owner"), self.owned)
 
     @extend_schema(request=ValidateSerializer, responses={200: VALID})
     @action(detail=False, methods=["post"], permission_classes=[IsAuthenticated])
@@ -98,16 +101,7 @@ class WorkflowViewSet(viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        name = serializer.validated_data.get("name")
-        if name and Workflow.objects.filter(name=name).exists():
-            return errors_response([{"path": "name", "message": f"a workflow named '{name}' already exists"}])
-        try:
-            data, spec = definition_validate(serializer.validated_data["definition"])
-        except InvalidDefinition as exc:
-            return errors_response([p.as_dict() for p in exc.problems])
-        if not name and Workflow.objects.filter(name=spec.name).exists():
-            return errors_response([{"path": "name", "message": f"a workflow named '{spec.name}' already exists"}])
-        workflow = serializer.save_workflow(owner=request.user)
+        workflow = serializer.save_workflow(author=request.user)  # InvalidDefinition (also a name clash) → 400
         return Response(self.get_serializer(workflow).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
@@ -115,19 +109,29 @@ class WorkflowViewSet(viewsets.ModelViewSet):
         serializer = self.get_serializer(instance, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
         try:
-            workflow = serializer.save_workflow(owner=instance.owner or request.user, instance=instance)
+            workflow = serializer.save_workflow(author=request.user, instance=instance)
         except VersionConflict as exc:
             return errors_response([{"path": "version", "message": str(exc)}], status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(workflow).data)
 
-    def perform_destroy(self, instance: Workflow) -> None:
-        workflow_delete(workflow=instance)
+    def destroy(self, request, *args, **kwargs):
+        """Delete the workflow with its versions and finished runs; 409 while runs are queued or running."""
+        try:
+            workflow_delete(workflow=self.get_object())
+        except WorkflowBusy as exc:
+            return errors_response([{"path": "", "message": str(exc)}], status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={202: {"type": "object", "properties": {"run_id": {"type": "integer"}}}})
-    @action(detail=True, methods=["post"])
+    @extend_schema(request={"application/json": {"description": "Any JSON value; becomes trigger.body"}},
+                   responses={202: {"type": "object", "properties": {"run_id": {"type": "integer"}}}})
+    @action(detail=True, methods=["post"], parser_classes=[BoundedJSONParser])
     def run(self, request, pk=None):
         workflow = self.get_object()
-        body = request.data if request.body else {}
+        body = request.data
+        try:
+            check_storable(body, "body")
+        except LimitExceeded as exc:
+            return errors_response([{"path": exc.path, "message": exc.message}])
         with transaction.atomic():
             run = run_create(workflow=workflow, trigger={"body": body, "kind": "manual"},
                              trigger_kind=TriggerKind.MANUAL)

@@ -1,4 +1,5 @@
 import secrets
+import unicodedata
 
 from django.conf import settings
 from django.db import models
@@ -9,8 +10,23 @@ def new_webhook_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def workflow_name_key(name: str) -> str:
+    """How workflow names compare (SPEC §11): Unicode NFKC, surrounding whitespace stripped, casefolded.
+
+    NFKC runs again after casefolding because casefolding can leave text that is no longer normalised.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).strip().casefold())
+
+
+# Normalising can lengthen a name (NFKC of U+FDFA is 18 characters); the bound keeps the index entry small.
+NAME_KEY_MAX_LENGTH = 800
+
+
 class Workflow(models.Model):
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200, db_index=True)
+    # workflow_name_key(name), filled on every save; unique per owner so a name clash is refused by the database
+    # itself, whichever path (API, admin, command, a racing request) writes the row.
+    name_key = models.CharField(max_length=NAME_KEY_MAX_LENGTH, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="workflows")
     definition = models.JSONField()
@@ -31,9 +47,21 @@ class Workflow(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name_key"], name="unique_workflow_name_per_owner"),
+            # NULL owners are distinct to a plain unique constraint, so the ownerless get their own.
+            models.UniqueConstraint(fields=["name_key"], condition=models.Q(owner__isnull=True),
+                                    name="unique_workflow_name_without_owner"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.name_key = workflow_name_key(self.name)
+        if kwargs.get("update_fields") is not None and "name" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "name_key"}
+        super().save(*args, **kwargs)
 
     @property
     def webhook_path(self) -> str:

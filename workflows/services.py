@@ -4,12 +4,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
-from django.db import transaction
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 
 from connectors.registry import default_registry
+from runs.states import FINAL_RUN
+from workflows import triggers
 from workflows.definition import InvalidDefinition, Problem, WorkflowSpec, compile_definition, parse_source
+from workflows.limits import LimitExceeded, check_storable
 
-from .models import Workflow, WorkflowVersion
+from .models import NAME_KEY_MAX_LENGTH, Workflow, WorkflowVersion, workflow_name_key
 
 
 class VersionConflict(Exception):
@@ -20,59 +25,129 @@ class VersionConflict(Exception):
         super().__init__(f"the workflow is at version {current}; reload it and apply your change again")
 
 
+class WorkflowBusy(Exception):
+    """The workflow has queued or running runs, so it cannot be deleted yet (the API answers 409)."""
+
+    def __init__(self, run_ids: list[int]):
+        self.run_ids = run_ids
+        shown = ", ".join(str(run_id) for run_id in run_ids[:20]) + (", ..." if len(run_ids) > 20 else "")
+        super().__init__(f"the workflow has active runs ({shown}); cancel them first")
+
+
 def definition_validate(source: str | bytes | Mapping) -> tuple[dict, WorkflowSpec]:
     """Parse and validate; returns the definition as a JSON-able dict and its compiled spec."""
     data = parse_source(source)
     return data, compile_definition(data, default_registry())
 
 
-@transaction.atomic
-def workflow_save(*, source: str | bytes | Mapping, name: str | None = None, owner=None,
-                  workflow: Workflow | None = None, expected_version: int | None = None,
-                  enabled: bool | None = None) -> Workflow:
-    """Create or update a workflow. A changed definition bumps the version and keeps the old one."""
-    definition, spec = definition_validate(source)
-    name = (name or spec.name).strip()
-    if workflow is None:
-        workflow = Workflow.objects.filter(name=name).first()
+def workflow_name_clean(name: str) -> str:
+    """The name as stored (surrounding whitespace stripped); InvalidDefinition at `name` when unusable."""
+    name = name.strip()
+    problem = None
+    if not name:
+        problem = "must not be empty"
     else:
-        workflow = Workflow.objects.select_for_update().get(id=workflow.id)
-        clash = Workflow.objects.filter(name=name).exclude(id=workflow.id).exists()
-        if clash:
-            raise InvalidDefinition([Problem("name", f"a workflow named '{name}' already exists")])
-    if workflow is not None and expected_version is not None and workflow.version != expected_version:
-        raise VersionConflict(workflow.version)
-    if workflow is None:
-        workflow = Workflow.objects.create(name=name, owner=owner, definition=definition, version=1,
-                                           enabled=spec.enabled if enabled is None else enabled)
-        created_version = WorkflowVersion.objects.create(workflow=workflow, version=1, definition=definition,
-                                                         created_by=owner)
-    else:
-        created_version = None
-        if workflow.definition != definition or workflow.current_version_id is None:
-            workflow.version += 1 if workflow.current_version_id else 0
-            created_version = WorkflowVersion.objects.create(workflow=workflow, version=workflow.version,
-                                                             definition=definition, created_by=owner)
-        workflow.name, workflow.definition = name, definition
-        if enabled is not None:
-            workflow.enabled = enabled
-        elif created_version is not None:
-            workflow.enabled = spec.enabled
-    if created_version is not None:
-        workflow.current_version = created_version
-    workflow.save()
-    from workflows import triggers
+        try:
+            check_storable(name)
+        except LimitExceeded as exc:
+            problem = exc.message
+    if problem is None and len(workflow_name_key(name)) > NAME_KEY_MAX_LENGTH:
+        problem = "too long once normalised"
+    if problem:
+        raise InvalidDefinition([Problem("name", problem)])
+    return name
 
+
+def workflow_name_taken(*, name: str, owner: AbstractBaseUser | None, exclude_id: int | None = None) -> bool:
+    """Whether `owner` already has another workflow whose name compares equal to `name` (SPEC §11)."""
+    clash = Workflow.objects.filter(owner=owner, name_key=workflow_name_key(name))
+    return clash.exclude(id=exclude_id).exists() if exclude_id else clash.exists()
+
+
+def _name_taken_error(name: str) -> InvalidDefinition:
+    return InvalidDefinition([Problem("name", f"a workflow named '{name}' already exists")])
+
+
+@transaction.atomic
+def workflow_save(*, source: str | bytes | Mapping, owner: AbstractBaseUser | None = None, name: str | None = None,
+                  workflow: Workflow | None = None, expected_version: int | None = None,
+                  enabled: bool | None = None, author: AbstractBaseUser | None = None) -> Workflow:
+    """Create a workflow (`workflow` None) or update `workflow`; a create never updates an existing one.
+
+    `owner` owns a new workflow; on an update a user moves the workflow to them and None keeps its owner.
+    `author` is recorded on a new version (default: the owner). A name the owner already uses (compared
+    after normalising) raises InvalidDefinition at `name`, also when a concurrent save wins the race.
+    A changed definition bumps the version and keeps the old one.
+    """
+    definition, spec = definition_validate(source)
+    name = workflow_name_clean(name or spec.name)
+    if workflow is None:
+        return _create(definition, spec, name=name, owner=owner, enabled=enabled, author=author)
+    workflow = Workflow.objects.select_for_update().get(id=workflow.id)
+    if expected_version is not None and workflow.version != expected_version:
+        raise VersionConflict(workflow.version)
+    if owner is not None:
+        workflow.owner = owner
+    created_version = None
+    if workflow.definition != definition or workflow.current_version_id is None:
+        workflow.version += 1 if workflow.current_version_id else 0
+        created_version = WorkflowVersion.objects.create(workflow=workflow, version=workflow.version,
+                                                         definition=definition, created_by=author or workflow.owner)
+        workflow.current_version = created_version
+    workflow.name, workflow.definition = name, definition
+    if enabled is not None:
+        workflow.enabled = enabled
+    elif created_version is not None:
+        workflow.enabled = spec.enabled
+    _store(workflow)
     triggers.sync_triggers(workflow, spec)
     return workflow
 
 
-def workflow_delete(*, workflow: Workflow) -> None:
-    from workflows import triggers
+def _create(definition: dict, spec: WorkflowSpec, *, name: str, owner, enabled: bool | None, author) -> Workflow:
+    workflow = Workflow(name=name, owner=owner, definition=definition, version=1,
+                        enabled=spec.enabled if enabled is None else enabled)
+    _store(workflow)
+    workflow.current_version = WorkflowVersion.objects.create(workflow=workflow, version=1, definition=definition,
+                                                              created_by=author or owner)
+    workflow.save(update_fields=["current_version"])
+    triggers.sync_triggers(workflow, spec)
+    return workflow
 
-    with transaction.atomic():
-        triggers.remove_triggers(workflow)
-        workflow.delete()
+
+def _store(workflow: Workflow) -> None:
+    # The unique (owner, name_key) constraint decides: no check-then-write window for a racing save.
+    try:
+        with transaction.atomic():
+            workflow.save()
+    except IntegrityError:
+        if workflow_name_taken(name=workflow.name, owner=workflow.owner, exclude_id=workflow.pk):
+            raise _name_taken_error(workflow.name) from None
+        raise
+
+
+def workflow_import(*, source: str | bytes | Mapping, owner: AbstractBaseUser) -> Workflow:
+    """`importworkflow`: update `owner`'s workflow of the same (normalised) name, else create one."""
+    _, spec = definition_validate(source)
+    existing = Workflow.objects.filter(owner=owner, name_key=workflow_name_key(workflow_name_clean(spec.name)))
+    return workflow_save(source=source, owner=owner, workflow=existing.first())
+
+
+@transaction.atomic
+def workflow_delete(*, workflow: Workflow) -> None:
+    """Delete the workflow with its versions and finished runs; WorkflowBusy while runs are queued or running."""
+    workflow = Workflow.objects.select_for_update().get(id=workflow.id)
+    active = list(workflow.runs.exclude(status__in=FINAL_RUN).order_by("id").values_list("id", flat=True))
+    if active:
+        raise WorkflowBusy(active)
+    triggers.remove_triggers(workflow)
+    try:
+        with transaction.atomic():
+            workflow.runs.all().delete()
+            workflow.delete()
+    except ProtectedError:
+        # A run was created between the check and the delete (a webhook does not lock the workflow row).
+        raise WorkflowBusy(list(workflow.runs.exclude(status__in=FINAL_RUN).values_list("id", flat=True))) from None
 
 
 @lru_cache(maxsize=512)

@@ -8,6 +8,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from runs.models import WorkflowRun
 from runs.tests.operator_fixtures import INVALID, PIPELINE, alice, make_run, make_workflow, staff  # noqa: F401
 from workflows.models import Workflow, WorkflowVersion
+from workflows.services import workflow_save
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +112,7 @@ def test_editing_bumps_the_version_and_shows_a_diff(admin_client, alice):
 def test_an_edit_based_on_a_stale_version_is_refused(admin_client, alice):
     workflow = make_workflow(alice)
     stale = form_data(workflow, name="Data Pipeline")
-    make_workflow(alice, source=PIPELINE.replace("Archiving", "Archive"))  # someone else saves v2
+    workflow_save(source=PIPELINE.replace("Archiving", "Archive"), workflow=workflow)  # someone else saves v2
     response = admin_client.post(reverse("admin:workflows_workflow_change", args=[workflow.id]),
                                  dict(stale, definition_text=PIPELINE.replace("echo", "printf")))
     assert response.status_code == 200 and "changed meanwhile" in response.content.decode()
@@ -119,9 +120,9 @@ def test_an_edit_based_on_a_stale_version_is_refused(admin_client, alice):
     assert workflow.version == 2
 
 
-def test_a_name_taken_by_another_workflow_is_an_error(admin_client, alice):
+def test_a_name_taken_by_another_workflow_of_the_owner_is_an_error(admin_client, alice):
     make_workflow(alice, name="Taken")
-    response = admin_client.post(reverse("admin:workflows_workflow_add"), form_data(name="Taken"))
+    response = admin_client.post(reverse("admin:workflows_workflow_add"), form_data(name=" taken", owner=alice.id))
     assert response.status_code == 200 and "already exists" in response.content.decode()
     assert Workflow.objects.count() == 1
 

@@ -59,7 +59,7 @@ def test_creating_from_a_yaml_string_names_the_workflow_after_its_definition(ali
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["name"] == "Data Pipeline" and body["version"] == 1
-    assert body["webhook_url"].startswith("http://testserver/hooks/")
+    assert body["webhook_url"] is None  # no webhook trigger, so no /hooks/ URL (SPEC §6)
     assert Workflow.objects.get(id=body["id"]).owner == alice
 
 

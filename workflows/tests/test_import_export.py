@@ -4,12 +4,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from workflows.models import Workflow
 
 pytestmark = pytest.mark.django_db
 EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "examples"
+
+
+@pytest.fixture(autouse=True)
+def superuser(db) -> User:
+    """importworkflow's default owner."""
+    return User.objects.create_superuser("root", password="pw-root")
 
 
 def test_export_reimports_to_the_same_definition(tmp_path):
@@ -44,3 +51,49 @@ def test_invalid_file_is_refused_with_the_path_and_stores_nothing():
     assert exited.value.code == 1
     assert "tasks.a.depends_on: dependency cycle: a -> b -> c -> a" in err.getvalue()
     assert not Workflow.objects.exists()
+
+
+def test_import_without_owner_gives_the_workflows_to_the_first_superuser(tmp_path, superuser):
+    path = tmp_path / "wf.yaml"
+    path.write_text("name: Nightly\ntasks:\n  a: {run: 'echo 1'}\n")
+    call_command("importworkflow", str(path), stdout=StringIO())
+    assert Workflow.objects.get(name="Nightly").owner == superuser
+
+
+def test_import_updates_by_name_only_within_the_owner(tmp_path, superuser):
+    bob = User.objects.create_user("bob")
+    path = tmp_path / "wf.yaml"
+    path.write_text("name: Nightly\ntasks:\n  a: {run: 'echo 1'}\n")
+    call_command("importworkflow", str(path), stdout=StringIO())
+    path.write_text("name: ' nightly'\ntasks:\n  a: {run: 'echo 2'}\n")
+    call_command("importworkflow", "--owner", "bob", str(path), stdout=StringIO())
+    call_command("importworkflow", "--owner", "bob", str(path), stdout=StringIO())
+    mine, bobs = Workflow.objects.get(owner=superuser), Workflow.objects.get(owner=bob)
+    assert (mine.name, mine.version, mine.definition["tasks"]["a"]["run"]) == ("Nightly", 1, "echo 1")
+    assert (bobs.name, bobs.version, bobs.definition["tasks"]["a"]["run"]) == ("nightly", 1, "echo 2")
+
+
+def test_import_without_owner_or_superuser_is_an_error(tmp_path, superuser):
+    superuser.delete()
+    path = tmp_path / "wf.yaml"
+    path.write_text("name: Nightly\ntasks:\n  a: {run: 'echo 1'}\n")
+    err = StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("importworkflow", str(path), stderr=err, stdout=StringIO())
+    assert exited.value.code == 2 and "--owner" in err.getvalue()
+    assert not Workflow.objects.exists()
+
+
+def test_export_asks_for_the_owner_when_several_users_have_the_name(tmp_path):
+    User.objects.create_user("bob")
+    path = tmp_path / "wf.yaml"
+    path.write_text("name: Nightly\ntasks:\n  a: {run: 'echo 1'}\n")
+    call_command("importworkflow", str(path), stdout=StringIO())
+    call_command("importworkflow", "--owner", "bob", str(path), stdout=StringIO())
+    err = StringIO()
+    with pytest.raises(SystemExit):
+        call_command("exportworkflow", "Nightly", stderr=err, stdout=StringIO())
+    assert "--owner" in err.getvalue()
+    out = StringIO()
+    call_command("exportworkflow", "--owner", "bob", "NIGHTLY", stdout=out)
+    assert yaml.safe_load(out.getvalue())["name"] == "Nightly"
