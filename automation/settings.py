@@ -203,6 +203,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "runs.models.RunState", "TaskStatusEnum": "runs.models.TaskState"},
+    # The default enum hook, then the error answers (400/401/403/404/409/413/415/429) every operation can give.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "automation.schema.document_errors"],
 }
 
 LOGGING = {
