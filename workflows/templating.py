@@ -3,27 +3,269 @@
 - A string that is exactly one expression keeps the expression's native type; anything else renders to text.
 - Values are resolved recursively through dicts and lists.
 - A missing value fails with the expression's path: `steps.fetch_user.output.nme is undefined`.
+- Bounded (SPEC §11): no value a template builds, and no rendered value, passes MAX_RENDERED_BYTES; the
+  filters, methods and operators that can amplify their input are checked *before* they run, so the worker never
+  holds the huge value. A deadline (the task's timeout) is checked cooperatively in every call, lookup,
+  intercepted operator, loop step and output piece, so a render abandoned by the executor stops by itself.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import operator
-import shlex
 import re
-from collections.abc import Mapping
+import shlex
+import string
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
-from markupsafe import Markup
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
+from markupsafe import Markup
 
-MAX_STRING = 1024 * 1024  # the largest string or list a template may build
+from .limits import MAX_RENDERED_BYTES, json_size
+
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
+_LIMIT_TEXT = f"{MAX_RENDERED_BYTES:,} bytes"
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("template_deadline", default=None)
 
 
 class TemplateRenderError(Exception):
-    """A template could not be rendered (syntax, missing value, sandbox violation, size limit)."""
+    """A template could not be rendered (syntax, missing value, sandbox violation, size limit, deadline)."""
+
+
+class _TooLarge(SecurityError):
+    def __init__(self, what: str):
+        super().__init__(f"{what} would build a value larger than {_LIMIT_TEXT}")
+
+
+class _PastDeadline(SecurityError):
+    pass
+
+
+def _check_deadline() -> None:
+    deadline = _deadline.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise _PastDeadline("rendering ran past the task's timeout")
+
+
+@contextlib.contextmanager
+def _deadline_scope(deadline: float | None) -> Iterator[None]:
+    token = _deadline.set(deadline) if deadline is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _deadline.reset(token)
+
+
+# --- size estimates, computed before the amplifying operation runs --------------------------------------------
+
+def _size(value: Any) -> int:
+    """Characters `value` takes as text; containers by their JSON size, counted without building it."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        return json_size(list(value) if isinstance(value, (set, frozenset)) else value,
+                         stop_after=MAX_RENDERED_BYTES)
+    return len(repr(value)) if isinstance(value, (int, float)) else 64
+
+
+def _bound(estimate: int, what: str) -> None:
+    if estimate > MAX_RENDERED_BYTES:
+        raise _TooLarge(what)
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[a-zA-Z%]")
+
+
+def _printf_estimate(fmt: str, args: Any) -> int:
+    values = list(args.values()) if isinstance(args, Mapping) else list(args) if isinstance(args, tuple) else [args]
+    widths = sum(int(n) for match in _PRINTF_SPEC.finditer(fmt) for n in match.groups() if n and n != "*")
+    starred = fmt.count("*") and sum(abs(_int(v)) for v in values)
+    return len(fmt) + widths + starred + sum(_size(v) for v in values)
+
+
+def _format_estimate(fmt: str, args: tuple, kwargs: Mapping) -> int:
+    widths = 0
+    try:
+        for _, _, spec, _ in string.Formatter().parse(fmt):
+            widths += sum(int(n) for n in re.findall(r"\d+", spec or ""))
+            if spec and "{" in spec:
+                widths += sum(abs(_int(v)) for v in (*args, *kwargs.values()))
+    except ValueError:
+        pass  # str.format raises the same error itself
+    return len(fmt) + widths + sum(_size(v) for v in (*args, *kwargs.values()))
+
+
+def _replace_estimate(s: Any, old: Any, new: Any, count: Any = -1) -> int:
+    if not all(isinstance(x, str) for x in (s, old, new)):
+        return _size(s)
+    hits = (len(s) + 1) if old == "" else s.count(old)
+    if isinstance(count, int) and count >= 0:
+        hits = min(hits, count)
+    return len(s) + hits * max(len(new) - len(old), 0)
+
+
+def _join_estimate(items: Any, separator: Any) -> int:
+    if not isinstance(items, (list, tuple, str, dict, set, frozenset, range, _Range)):
+        return 0  # a generator: its items are bounded where they were made, the result checked after
+    total = 0
+    for item in items:
+        total += _size(item) + _size(separator)
+        if total > MAX_RENDERED_BYTES:
+            break
+    return total
+
+
+def _wordwrap_estimate(s: Any, width: Any = 79, break_long_words: Any = True, wrapstring: Any = None,
+                       *_: Any, **__: Any) -> int:
+    text = str(s)
+    wrap = len(wrapstring) if isinstance(wrapstring, str) else 1
+    return len(text) + (len(text) // max(_int(width, 79), 1) + 1) * wrap
+
+
+def _indent_estimate(s: Any, width: Any = 4, *_: Any, **__: Any) -> int:
+    text = str(s)
+    per_line = len(width) if isinstance(width, str) else abs(_int(width, 4))
+    return len(text) + (text.count("\n") + 1) * per_line
+
+
+def _tojson_estimate(value: Any, indent: Any = None) -> int:
+    size = json_size(value, stop_after=MAX_RENDERED_BYTES)
+    step = len(indent) if isinstance(indent, str) else abs(_int(indent))
+    return size + (size * step * 8 if step else 0)  # a rough upper bound: each item on its own, indented line
+
+
+def _width_estimate(s: Any, width: Any = 0, *_: Any) -> int:
+    return max(_size(s), abs(_int(width)))
+
+
+def _lipsum_estimate(n: Any = 5, html: Any = True, min: Any = 20, max: Any = 100) -> int:  # noqa: A002
+    return abs(_int(n, 5)) * abs(_int(max, 100)) * 16
+
+
+def _bounded_lipsum(lipsum: Callable[..., str]) -> Callable[..., str]:
+    @functools.wraps(lipsum)
+    def bounded(*args: Any, **kwargs: Any) -> str:
+        _bound(_lipsum_estimate(*args, **kwargs), "lipsum")
+        return lipsum(*args, **kwargs)
+
+    return bounded
+
+
+# Filters whose output can be much larger than their input: estimated from the arguments before they run.
+_FILTER_ESTIMATES: dict[str, Callable[..., int]] = {
+    "replace": _replace_estimate,
+    "format": lambda fmt, *args, **kwargs: _printf_estimate(str(fmt), args or kwargs),
+    "center": _width_estimate,
+    "indent": _indent_estimate,
+    "wordwrap": _wordwrap_estimate,
+    "join": lambda value, d="", attribute=None: _join_estimate(value, d),
+    "tojson": _tojson_estimate,
+    "sum": lambda iterable, attribute=None, start=0: _size(start) + _join_estimate(iterable, ""),
+}
+# Methods reached through the sandbox's `call`, keyed by (type, name).
+_METHOD_ESTIMATES: dict[tuple[type, str], Callable[..., int]] = {
+    (str, "replace"): _replace_estimate,
+    (str, "format"): lambda fmt, *args, **kwargs: _format_estimate(fmt, args, kwargs),
+    (str, "format_map"): lambda fmt, mapping: _format_estimate(fmt, (), mapping if isinstance(mapping, Mapping)
+                                                                else {}),
+    (str, "center"): _width_estimate,
+    (str, "ljust"): _width_estimate,
+    (str, "rjust"): _width_estimate,
+    (str, "zfill"): _width_estimate,
+    (str, "expandtabs"): lambda s, tabsize=8: len(s) + s.count("\t") * abs(_int(tabsize, 8)),
+    (str, "join"): lambda separator, items: _join_estimate(items, separator),
+}
+# Filters that never turn a container into text, so a container argument need not be measured first.
+_STRUCTURAL_FILTERS = frozenset({
+    "abs", "attr", "batch", "bool", "count", "d", "default", "dictsort", "first", "float", "groupby", "int",
+    "items", "last", "length", "list", "map", "max", "min", "reject", "rejectattr", "reverse", "round", "select",
+    "selectattr", "slice", "sort", "unique", "random",
+})
+
+
+def _strip_pass_arg(function: Callable, args: tuple) -> tuple:
+    return args[1:] if getattr(function, "jinja_pass_arg", None) is not None else args
+
+
+def _bounded_filter(name: str, function: Callable) -> Callable:
+    estimate = _FILTER_ESTIMATES.get(name)
+    measure_containers = name not in _STRUCTURAL_FILTERS
+
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        _check_deadline()
+        own = _strip_pass_arg(function, args)
+        if estimate is not None:
+            _bound(estimate(*own, **kwargs), f"the `{name}` filter")
+        elif measure_containers and own:
+            _bound(_size(own[0]), f"the `{name}` filter")
+        result = function(*args, **kwargs)
+        if isinstance(result, str):
+            _bound(len(result), f"the `{name}` filter")
+        return result
+
+    return bounded
+
+
+class _Range:
+    """`range` for templates: at most MAX_RANGE items, and every step checks the deadline."""
+
+    def __init__(self, *args: int):
+        self._range = range(*args)
+        if len(self._range) > MAX_RANGE:
+            raise _TooLarge(f"range of {len(self._range):,} items (at most {MAX_RANGE:,})")
+
+    def __iter__(self) -> Iterator[int]:
+        for value in self._range:
+            _check_deadline()
+            yield value
+
+    def __reversed__(self) -> Iterator[int]:
+        for value in reversed(self._range):
+            _check_deadline()
+            yield value
+
+    def __len__(self) -> int:
+        return len(self._range)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._range[index]
+
+    def __contains__(self, value: Any) -> bool:
+        return value in self._range
+
+    def __repr__(self) -> str:
+        return repr(self._range)
+
+
+_Range.__name__ = _Range.__qualname__ = "range"
+
+
+class _CodeGenerator(CodeGenerator):
+    """Routes `a ~ b` through the environment's bounded `concat` and every `for` loop through its iterator."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
+        self.write("environment.concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+    def visit_For(self, node: nodes.For, frame: Any) -> None:
+        node.iter = nodes.Call(nodes.EnvironmentAttribute("iterate"), [node.iter], [], None, None)
+        super().visit_For(node, frame)
 
 
 class _Tracked(dict):
@@ -37,22 +279,67 @@ class _Tracked(dict):
 
 
 class _Environment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset(["*", "**"])
+    code_generator_class = _CodeGenerator
+    intercepted_binops = frozenset(["*", "**", "+", "%"])
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.filters = {name: _bounded_filter(name, function) for name, function in self.filters.items()}
+        self.globals["range"] = _Range
+        self.globals["lipsum"] = _bounded_lipsum(self.globals["lipsum"])
+
+    def concat(self, pieces: Any) -> str:  # type: ignore[override] - every buffer join and `~`, bounded
+        texts, total = [], 0
+        for piece in pieces:
+            _check_deadline()
+            if not isinstance(piece, str):
+                _bound(_size(piece), "the template")
+                piece = str(piece)
+            total += len(piece)
+            _bound(total, "the template")
+            texts.append(piece)
+        return "".join(texts)
+
+    def iterate(self, iterable: Any) -> Iterator[Any]:
+        for item in iterable:
+            _check_deadline()
+            yield item
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        _check_deadline()
+        method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+        owner = getattr(method, "__self__", None)
+        estimate = _METHOD_ESTIMATES.get((type(owner), getattr(method, "__name__", "")))
+        if estimate is not None:
+            _bound(estimate(owner, *args, **kwargs), f"`{method.__name__}`")
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(result, str):
+            _bound(len(result), f"`{getattr(method, '__name__', 'the call')}`")
+        return result
 
     def call_binop(self, context, operator_name, left, right):
+        _check_deadline()
         if operator_name == "*":
             for seq, count in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
-                    if len(seq) * max(count, 0) > MAX_STRING:
-                        raise SecurityError("template would build a value larger than 1 MiB")
+                    _bound(_size(seq) * max(count, 0), "`*`")
             return operator.mul(left, right)
         if operator_name == "**":
             if isinstance(right, (int, float)) and abs(right) > 1000:
                 raise SecurityError("exponent too large in template")
             return operator.pow(left, right)
+        if operator_name == "+":
+            if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+                _bound(_size(left) + _size(right), "`+`")
+            return operator.add(left, right)
+        if operator_name == "%":
+            if isinstance(left, str):
+                _bound(_printf_estimate(left, right), "`%` formatting")
+            return operator.mod(left, right)
         return super().call_binop(context, operator_name, left, right)
 
     def _lookup(self, obj, key, default_lookup):
+        _check_deadline()
         if isinstance(obj, _Tracked):
             path = f"{obj.path}.{key}" if isinstance(key, str) else f"{obj.path}[{key!r}]"
             if key not in obj:
@@ -88,10 +375,21 @@ def _untrack(value: Any) -> Any:
     return value
 
 
-_env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+def _finalize(value: Any) -> Any:
+    _check_deadline()
+    if not isinstance(value, str):
+        _bound(_size(value), "the template")
+    return value
+
+
+def _finalize_quoted(value: Any) -> str:
+    return shlex.quote(str(_finalize(value)))
+
+
+_env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
 # For inputs that a shell interprets: every `{{ value }}` is quoted, so `; touch /tmp/pwn` stays data.
 _shell_env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
-                          finalize=lambda value: shlex.quote(str(value)))
+                          finalize=_finalize_quoted)
 
 
 def has_template(value: Any) -> bool:
@@ -102,46 +400,61 @@ def _tracked_context(context: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _track(value, name) for name, value in context.items()}
 
 
-def render_string(source: str, context: Mapping[str, Any], *, shell_quote: bool = False) -> Any:
+def _render(source: str, context: Mapping[str, Any], shell_quote: bool) -> Any:
+    variables = _tracked_context(context)
+    single = _SINGLE_EXPRESSION.match(source)
+    if single and not shell_quote and not any(m in single.group("expr") for m in _MARKERS):
+        result = _env.compile_expression(single.group("expr"), undefined_to_none=False)(**variables)
+        if isinstance(result, Undefined):
+            result._fail_with_undefined_error()
+        if _size(result) > MAX_RENDERED_BYTES:
+            raise TemplateRenderError(f"the value is larger than {_LIMIT_TEXT}")
+        return _untrack(result)
+    env = _shell_env if shell_quote else _env
+    return env.from_string(source).render(**variables)
+
+
+def render_string(source: str, context: Mapping[str, Any], *, shell_quote: bool = False,
+                  deadline: float | None = None) -> Any:
+    """Render one template string; `deadline` (time.monotonic()) stops the render once passed."""
     if not has_template(source):
         return source
-    variables = _tracked_context(context)
-    env = _shell_env if shell_quote else _env
     try:
-        single = _SINGLE_EXPRESSION.match(source)
-        if single and not shell_quote and not any(m in single.group("expr") for m in _MARKERS):
-            result = _env.compile_expression(single.group("expr"), undefined_to_none=False)(**variables)
-            if isinstance(result, Undefined):
-                result._fail_with_undefined_error()
-            return _untrack(result)
-        text = env.from_string(source).render(**variables)
+        with _deadline_scope(deadline):
+            return _render(source, context, shell_quote)
     except UndefinedError as exc:
         raise TemplateRenderError(str(exc)) from None
     except TemplateSyntaxError as exc:
         raise TemplateRenderError(f"template syntax error: {exc.message}") from None
+    except _PastDeadline as exc:
+        raise TemplateRenderError(str(exc)) from None
     except SecurityError as exc:
         raise TemplateRenderError(f"refused by the sandbox: {exc}") from None
     except TemplateError as exc:
         raise TemplateRenderError(str(exc)) from None
+    except RecursionError:
+        raise TemplateRenderError("the template is nested too deeply") from None
+    except MemoryError:
+        raise TemplateRenderError(f"the template would build a value larger than {_LIMIT_TEXT}") from None
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
         raise TemplateRenderError(f"{type(exc).__name__}: {exc}") from None
-    if len(text) > MAX_STRING:
-        raise TemplateRenderError("template rendered to more than 1 MiB")
-    return text
 
 
-def render_value(value: Any, context: Mapping[str, Any], path: str = "", *, shell_quote: bool = False) -> Any:
+def render_value(value: Any, context: Mapping[str, Any], path: str = "", *, shell_quote: bool = False,
+                 deadline: float | None = None) -> Any:
     """Render every template inside `value`; errors name the path (`inputs.url: ... is undefined`)."""
     if isinstance(value, str):
         try:
-            return render_string(value, context, shell_quote=shell_quote)
+            return render_string(value, context, shell_quote=shell_quote, deadline=deadline)
         except TemplateRenderError as exc:
             raise TemplateRenderError(f"{path}: {exc}" if path else str(exc)) from None
     if isinstance(value, dict):
-        return {k: render_value(v, context, f"{path}.{k}" if path else str(k), shell_quote=shell_quote)
+        return {k: render_value(v, context, f"{path}.{k}" if path else str(k), shell_quote=shell_quote,
+                                deadline=deadline)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [render_value(v, context, f"{path}[{i}]", shell_quote=shell_quote) for i, v in enumerate(value)]
+        return [render_value(v, context, f"{path}[{i}]", shell_quote=shell_quote, deadline=deadline)
+                for i, v in enumerate(value)]
     return value
 
 
@@ -154,6 +467,8 @@ def syntax_errors(value: Any, path: str = "") -> list[tuple[str, str]]:
             _env.parse(value)
         except TemplateSyntaxError as exc:
             return [(path, f"template syntax error: {exc.message} (line {exc.lineno})")]
+        except RecursionError:
+            return [(path, "template syntax error: nested too deeply")]
         return []
     if isinstance(value, dict):
         return [e for k, v in value.items() for e in syntax_errors(v, f"{path}.{k}" if path else str(k))]
