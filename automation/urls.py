@@ -5,7 +5,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from automation import health
-from connectors.api import ActionListView
+from connectors.api import ActionListView, SecretDetailView, SecretListView
 from runs.api import RunViewSet
 from workflows.api import WorkflowViewSet
 
@@ -22,6 +22,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/connections/", include("connectors.github.api")),
+    path("api/secrets/", SecretListView.as_view(), name="secrets"),
+    path("api/secrets/<str:name>/", SecretDetailView.as_view(), name="secret-detail"),
     path("api/", include(router.urls)),
     path("hooks/", include("workflows.hook_urls")),
     path("builder/", include("builder_ui.urls")),

@@ -1,10 +1,13 @@
-"""Secrets in the admin: the value is write-only. It is never rendered back; a blank field keeps the old one."""
+"""Secrets in the admin, per owner (SPEC §11): superusers see every secret with its owner and may assign one;
+other staff see and edit only their own, and a secret they add is theirs. The value is write-only: it is never
+rendered back (nor decrypted for a page); a blank field keeps the old one."""
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
 
 from .models import Secret
+from .secrets import secret_name_problem, secret_value_problem
 
 
 class SecretForm(forms.ModelForm):
@@ -13,19 +16,40 @@ class SecretForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "size": 60}),
         help_text="Write-only. Leave blank to keep the current value.",
     )
+    owner_on_add = None  # the requesting user, set by SecretAdmin.get_form when the form has no owner field
 
     class Meta:
         model = Secret
-        fields = ["name", "description"]
+        fields = ["owner", "name", "description"]
 
     def clean(self):
         cleaned = super().clean()
         if not self.instance.pk and not cleaned.get("new_value"):
             self.add_error("new_value", "A new secret needs a value.")
+        if cleaned.get("new_value") and (problem := secret_value_problem(cleaned["new_value"])):
+            self.add_error("new_value", problem)
+        name = cleaned.get("name")
+        if name is not None and (problem := secret_name_problem(name)):
+            self.add_error("name", problem)
+        elif name is not None and self._name_taken(name, cleaned):
+            self.add_error("name", f"{self._owner(cleaned)} already has a secret named '{name}'.")
         return cleaned
+
+    def _owner(self, cleaned: dict):
+        if "owner" in self.fields:
+            return cleaned.get("owner")
+        return self.instance.owner if self.instance.pk else self.owner_on_add
+
+    def _name_taken(self, name: str, cleaned: dict) -> bool:
+        # The (owner, name) constraint is not checked by the ModelForm when owner is not one of its fields.
+        owner = self._owner(cleaned)
+        mine = Secret.objects.filter(owner=owner, name=name) if owner else Secret.objects.none()
+        return mine.exclude(pk=self.instance.pk).exists()
 
     def save(self, commit: bool = True):
         secret = super().save(commit=False)
+        if not secret.pk and "owner" not in self.fields:
+            secret.owner = self.owner_on_add
         if self.cleaned_data.get("new_value"):
             secret.value = self.cleaned_data["new_value"]
         if commit:
@@ -36,6 +60,42 @@ class SecretForm(forms.ModelForm):
 @admin.register(Secret)
 class SecretAdmin(admin.ModelAdmin):
     form = SecretForm
-    fields = ["name", "new_value", "description"]
-    list_display = ["name", "description", "updated_at"]
     search_fields = ["name", "description"]
+
+    def get_queryset(self, request):
+        # Never decrypt for a page: the value is not shown, and a lost key must not break the list.
+        secrets = super().get_queryset(request).defer("value").select_related("owner")
+        return secrets if request.user.is_superuser else secrets.filter(owner=request.user)
+
+    def get_fields(self, request, obj=None):
+        fields = ["name", "new_value", "description"]
+        return ["owner", *fields] if request.user.is_superuser else fields
+
+    def get_list_display(self, request):
+        columns = ["name", "description", "updated_at"]
+        return ["name", "owner", "description", "updated_at"] if request.user.is_superuser else columns
+
+    def get_list_filter(self, request):
+        return ["owner"] if request.user.is_superuser else []
+
+    def get_search_fields(self, request):
+        return [*self.search_fields, "owner__username"] if request.user.is_superuser else self.search_fields
+
+    def get_changeform_initial_data(self, request) -> dict:
+        return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"owner_on_add": request.user})
+
+    def _owns(self, request, obj) -> bool:
+        return obj is None or request.user.is_superuser or obj.owner_id == request.user.id
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return super().has_view_permission(request, obj) and self._owns(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and self._owns(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and self._owns(request, obj)

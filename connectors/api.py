@@ -1,9 +1,18 @@
+"""`/api/actions/` (the action catalogue) and `/api/secrets/` (the caller's own secrets vault, SPEC §6)."""
+from __future__ import annotations
+
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from automation.api import BoundedJSONParser, errors_response
+from runs.permissions import NotReadOnlyUser
+from workflows.limits import MAX_SECRET_NAME_LENGTH, MAX_SECRET_VALUE_BYTES
+
 from .registry import default_registry
+from .secrets import NAME_PATTERN, SecretSummary, secret_check, secret_delete, secret_list, secret_set
 
 ACTIONS = inline_serializer("Action", many=True, fields={
     "name": serializers.CharField(),
@@ -21,3 +30,57 @@ class ActionListView(APIView):
     @extend_schema(responses={200: ACTIONS})
     def get(self, request):
         return Response(default_registry().describe_all())
+
+
+def _secret_fields() -> dict:
+    return {"name": serializers.CharField(), "created_at": serializers.DateTimeField(),
+            "updated_at": serializers.DateTimeField()}
+
+
+SECRET = inline_serializer("Secret", fields=_secret_fields())
+SECRETS = inline_serializer("SecretList", many=True, fields=_secret_fields())
+SECRET_WRITE = inline_serializer("SecretWrite", fields={
+    "name": serializers.RegexField(NAME_PATTERN.pattern, max_length=MAX_SECRET_NAME_LENGTH),
+    "value": serializers.CharField(write_only=True, help_text=f"at most {MAX_SECRET_VALUE_BYTES:,} bytes (UTF-8)"),
+})
+
+
+class NotReadOnlyVaultUser(NotReadOnlyUser):
+    message = "read-only users (group 'viewers') cannot change secrets"
+
+
+def _summary(secret: SecretSummary) -> dict:
+    return {"name": secret.name, "created_at": secret.created_at, "updated_at": secret.updated_at}
+
+
+class SecretListView(APIView):
+    """The caller's own vault, for everyone (superusers included): names and dates, never values."""
+
+    permission_classes = [IsAuthenticated, NotReadOnlyVaultUser]
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(responses={200: SECRETS})
+    def get(self, request):
+        return Response([_summary(s) for s in secret_list(owner_id=request.user.id)])
+
+    @extend_schema(request=SECRET_WRITE, responses={201: SECRET})
+    def post(self, request):
+        body = request.data
+        if not isinstance(body, dict):
+            return errors_response([{"path": "", "message": 'expected a JSON object {"name": ..., "value": ...}'}])
+        problems = secret_check(name=body.get("name"), value=body.get("value"))
+        if problems:
+            return errors_response([{"path": p.path, "message": p.message} for p in problems])
+        secret = secret_set(owner_id=request.user.id, name=body["name"], value=body["value"])
+        return Response(_summary(secret), status=status.HTTP_201_CREATED)
+
+
+class SecretDetailView(APIView):
+    permission_classes = [IsAuthenticated, NotReadOnlyVaultUser]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, name: str):
+        if not secret_delete(owner_id=request.user.id, name=name):
+            return errors_response([{"path": "", "message": f"you have no secret named '{name}'"}],
+                                   status.HTTP_404_NOT_FOUND)
+        return Response(status=status.HTTP_204_NO_CONTENT)

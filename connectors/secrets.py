@@ -44,30 +44,38 @@ def secret_value(name: str, *, owner_id: int | None) -> str | None:
         raise SecretUndecryptable(f"secret '{name}' {KEY_HINT}") from None
 
 
+def secret_name_problem(name: object) -> str | None:
+    """Why `name` cannot name a secret, or None."""
+    if not isinstance(name, str):
+        return "must be a string"
+    if len(name) > MAX_SECRET_NAME_LENGTH:
+        return f"longer than {MAX_SECRET_NAME_LENGTH} characters"
+    if not NAME_PATTERN.fullmatch(name):
+        return "must start with a letter or _ and contain only letters, digits and _"
+    return None
+
+
+def secret_value_problem(value: object) -> str | None:
+    """Why `value` cannot be stored as a secret, or None."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if not value:
+        return "must not be empty"
+    if "\x00" in value:
+        return "contains a NUL character (\\u0000), which cannot be stored"
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate character, which cannot be stored"
+    if size > MAX_SECRET_VALUE_BYTES:
+        return f"larger than {MAX_SECRET_VALUE_BYTES:,} bytes"
+    return None
+
+
 def secret_check(*, name: object, value: object) -> list[LimitExceeded]:
     """Every problem of a (name, value) pair as sent to the API; empty when it can be stored."""
-    problems = []
-    if not isinstance(name, str):
-        problems.append(LimitExceeded("name", "must be a string"))
-    elif not NAME_PATTERN.fullmatch(name):
-        problems.append(LimitExceeded("name", "must start with a letter or _ and contain only letters, digits and _"))
-    elif len(name) > MAX_SECRET_NAME_LENGTH:
-        problems.append(LimitExceeded("name", f"longer than {MAX_SECRET_NAME_LENGTH} characters"))
-    if not isinstance(value, str):
-        problems.append(LimitExceeded("value", "must be a string"))
-    elif not value:
-        problems.append(LimitExceeded("value", "must not be empty"))
-    elif "\x00" in value:
-        problems.append(LimitExceeded("value", "contains a NUL character (\\u0000), which cannot be stored"))
-    else:
-        try:
-            size = len(value.encode("utf-8"))
-        except UnicodeEncodeError:
-            problems.append(LimitExceeded("value", "contains an unpaired surrogate character, which cannot be stored"))
-        else:
-            if size > MAX_SECRET_VALUE_BYTES:
-                problems.append(LimitExceeded("value", f"larger than {MAX_SECRET_VALUE_BYTES:,} bytes"))
-    return problems
+    problems = {"name": secret_name_problem(name), "value": secret_value_problem(value)}
+    return [LimitExceeded(path, message) for path, message in problems.items() if message]
 
 
 def secret_set(*, owner_id: int, name: str, value: str) -> SecretSummary:
