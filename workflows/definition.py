@@ -17,6 +17,7 @@ from . import cron as cron_maths
 from .graph import find_cycle, plan_levels
 from .limits import MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_TASKS, LimitExceeded, check_depth, json_size
 from .templating import has_template, syntax_errors
+from .webhook_trigger import webhook_trigger_problems
 
 TASK_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TRIGGER_RULES = ("all_success", "all_done", "one_failed", "one_success")
@@ -26,7 +27,7 @@ TASK_KEYS = {
     "trigger_rule", "queue",
 }
 TRIGGER_KEYS = {
-    "webhook": {"type", "secret", "signature", "rate_limit"},
+    "webhook": {"type", "secret", "signature", "rate_limit", "methods"},
     "cron": {"type", "cron", "timezone", "catchup", "max_catchup"},
     "poll": {"type", "every", "action", "inputs", "items", "key", "timeout"},
     "manual": {"type"},
@@ -458,7 +459,7 @@ def _triggers(raw: Any, check: _Checker) -> list[dict]:
             signature = trigger.get("signature", "generic")
             if signature not in SIGNATURE_PRESETS:
                 check.add(f"{path}.signature", f"{signature!r} is not one of " + ", ".join(SIGNATURE_PRESETS))
-            if "secret" in trigger and not isinstance(trigger["secret"], str):
-                check.add(f"{path}.secret", "must be a string")
+            for key, message in webhook_trigger_problems(trigger):
+                check.add(f"{path}.{key}", message)
         triggers.append(dict(trigger))
     return triggers

@@ -1,17 +1,16 @@
-"""The webhook gateway: `POST /hooks/<token>` (GET with a query string too) → `202 {"run_id": N}`.
+"""The webhook gateway: `/hooks/<token>` → `202 {"run_id": N}`, for workflows with a `webhook` trigger.
 
 The accept path does the least work a durable answer allows: one indexed read of the workflow by token (the
 compiled definition comes from a per-process cache), one transaction inserting the run and the delivery, one
 broker publish after commit. It never waits on workers, so saturated workers do not slow the answer.
 
-Order of checks: method (405) → token (404) → rate limit (429) → size (413) → signature (401) →
-disabled (409) → body (400) → accept (202, or 200 with the first run's id for a repeated Idempotency-Key).
-Refusals after the token is known are stored as deliveries (status and reason) except 413 and 429, whose
-point is to spend nothing.
+Order of checks: token and webhook trigger (404) → method (405, with Allow) → rate limit (429) → size (411,
+413) → signature (401) → disabled (409) → body (400) → accept (202, or 200 with the first run's id for a
+repeated Idempotency-Key). Refusals after the method are stored as deliveries (status, reason, headers and
+the head of the body) except 411, 413 and 429, whose point is to spend nothing.
 
-Rate limiting is a fixed window counter in Django's cache, per token. With no `CACHES` setting that cache is
-the in-process LocMemCache, so the limit holds per web worker process (the effective ceiling is the limit
-times the number of workers); pointing `CACHES["default"]` at Redis makes it global with no code change.
+Rate limiting is a fixed window counter in Django's cache, per token. With Redis configured (settings.CACHES)
+the count is one across every web worker process; with the embedded LocMemCache it is per process.
 """
 from __future__ import annotations
 
@@ -24,23 +23,25 @@ from django.core.exceptions import TooManyFieldsSent
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from redis.exceptions import RedisError
 
+from .definition import InvalidDefinition
 from .models import Workflow
 from .services import spec_for_version
 from .webhook_signatures import SignatureError, verify
 from .webhooks import (
     MAX_BODY_BYTES,
     MAX_IDEMPOTENCY_KEY,
+    WebhookConfig,
     WebhookRejected,
     delivery_accept,
     delivery_record_rejected,
-    resolve_secret,
     trigger_from_request,
     webhook_config,
+    webhook_secret,
 )
 
 log = logging.getLogger(__name__)
-ALLOWED_METHODS = ("POST", "GET")
 
 
 def _error(status: int, path: str, message: str, **headers) -> JsonResponse:
@@ -55,19 +56,26 @@ def rate_limit_exceeded(token: str, limit: int, window: int) -> int:
     now = time.time()
     window_index = int(now // window)
     key = "ff:hook-rate:" + hashlib.blake2b(token.encode(), digest_size=12).hexdigest() + f":{window}:{window_index}"
-    cache.add(key, 0, timeout=window + 1)
     try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.add(key, 1, timeout=window + 1)
-        count = 1
+        cache.add(key, 0, timeout=window + 1)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # evicted between add and incr
+            cache.add(key, 1, timeout=window + 1)
+            count = 1
+    except (RedisError, OSError):
+        # The limit guards against floods; losing it while Redis is away must not refuse every delivery.
+        log.warning("webhook rate limit not checked: the cache is unavailable", exc_info=True)
+        return 0
     if count <= limit:
         return 0
     return max(1, int((window_index + 1) * window - now + 0.999))
 
 
 def _read_body(request) -> bytes:
-    """At most MAX_BODY_BYTES of the body, or WebhookRejected(413): trusts neither header nor stream alone."""
+    """At most MAX_BODY_BYTES of the body, or WebhookRejected(411/413): trusts neither header nor stream alone."""
+    if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return _read_limited(_chunked_stream(request))
     declared = request.META.get("CONTENT_LENGTH") or "0"
     try:
         length = int(declared)
@@ -75,10 +83,36 @@ def _read_body(request) -> bytes:
         raise WebhookRejected(400, "headers.content-length", "Content-Length is not a number") from None
     if length > MAX_BODY_BYTES:
         raise WebhookRejected(413, "body", f"the body is larger than the {MAX_BODY_BYTES} byte limit")
-    raw = request.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
+    return _read_limited(request)
+
+
+def _chunked_stream(request):
+    """Where a chunked body can be read whole, or WebhookRejected(411) when this server offers no way.
+
+    Django's WSGI stream is cut to CONTENT_LENGTH, which a chunked request lacks, so it reads nothing. A WSGI
+    server that de-chunks the input and says so (`wsgi.input_terminated`, as gunicorn does) lets us read the
+    raw input to its end; under ASGI Django has already collected the whole body.
+    """
+    meta = request.META
+    if "wsgi.input" not in meta:
+        return request
+    if meta.get("wsgi.input_terminated"):
+        return meta["wsgi.input"]
+    raise WebhookRejected(411, "headers.transfer-encoding",
+                          "this server cannot read a chunked body; send the body with a Content-Length")
+
+
+def _read_limited(stream) -> bytes:
+    chunks, size = [], 0
+    while size <= MAX_BODY_BYTES:
+        chunk = stream.read(MAX_BODY_BYTES + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > MAX_BODY_BYTES:
         raise WebhookRejected(413, "body", f"the body is larger than the {MAX_BODY_BYTES} byte limit")
-    return raw
+    return b"".join(chunks)
 
 
 def _query(request) -> dict:
@@ -88,25 +122,43 @@ def _query(request) -> dict:
         raise WebhookRejected(400, "query", "too many query parameters") from None
 
 
+def _webhook_at(token: str) -> tuple[Workflow, WebhookConfig] | None:
+    """The workflow at `token` and its webhook trigger; None unless its current definition declares one."""
+    if len(token) > 64:
+        return None
+    workflow = (Workflow.objects.only("id", "enabled", "current_version_id", "name", "owner_id")
+                .filter(webhook_token=token).first())
+    if workflow is None or workflow.current_version_id is None:
+        return None
+    try:
+        spec = spec_for_version(workflow.current_version_id)
+    except InvalidDefinition:  # stored before a rule that now refuses it (e.g. an empty secret)
+        raise WebhookRejected(409, "workflow", "the workflow's definition is no longer valid; save it again "
+                                              "to receive webhooks") from None
+    config = webhook_config(spec)
+    return (workflow, config) if config is not None else None
+
+
 @csrf_exempt
 def receive(request, token: str):
-    if request.method not in ALLOWED_METHODS:
-        return _error(405, "method", f"use POST (or GET with a query string), not {request.method}",
-                      Allow=", ".join(ALLOWED_METHODS))
-    workflow = (Workflow.objects.only("id", "enabled", "current_version_id", "name")
-                .filter(webhook_token=token).first()) if len(token) <= 64 else None
-    if workflow is None:
-        return _error(404, "token", "no workflow has this webhook token")
-    if workflow.current_version_id is None:
-        return _error(409, "workflow", "the workflow has no saved definition")
-    config = webhook_config(spec_for_version(workflow.current_version_id))
+    try:
+        found = _webhook_at(token)
+    except WebhookRejected as exc:
+        return _error(exc.status, exc.path, exc.message)
+    if found is None:
+        return _error(404, "token", "no workflow has a webhook at this token")
+    workflow, config = found
+    if request.method not in config.methods:
+        return _error(405, "method", f"this webhook accepts {', '.join(config.methods)}, not {request.method}",
+                      Allow=", ".join(config.methods))
     retry_after = rate_limit_exceeded(token, *config.rate_limit)
     if retry_after:
         limit, window = config.rate_limit
         return _error(429, "token", f"rate limit of {limit} requests per {window} s exceeded for this webhook; "
                                     f"retry in {retry_after} s", Retry_After=str(retry_after))
     try:
-        raw_body = _read_body(request)
+        # Only POST carries a body (SPEC §11): a GET's query string is its payload.
+        raw_body = _read_body(request) if request.method == "POST" else b""
     except WebhookRejected as exc:
         return _error(exc.status, exc.path, exc.message)
 
@@ -114,8 +166,8 @@ def receive(request, token: str):
     stored = {"workflow": workflow, "method": request.method, "headers": headers, "query": {}, "raw_body": raw_body}
     try:
         stored["query"] = _query(request)
-        if config.secret:
-            secret = resolve_secret(config.secret)
+        if config.signed:
+            secret = webhook_secret(config, owner_id=workflow.owner_id)
             if secret is None:
                 raise WebhookRejected(401, "signature", "the webhook's secret is not available; ask the operator")
             try:

@@ -99,6 +99,8 @@ class WebhookDelivery(models.Model):
     query = models.JSONField(default=dict, blank=True)
     # Raw bytes, as signed by the sender; bodies above the 1 MiB limit are refused and never stored.
     body = models.BinaryField(blank=True, default=b"")
+    # A refused delivery keeps only the first MAX_REFUSED_BODY_BYTES of its body: such a body cannot be replayed.
+    body_truncated = models.BooleanField(default=False)
     status_code = models.PositiveSmallIntegerField()
     error = models.TextField(blank=True, default="")
     run = models.ForeignKey("runs.WorkflowRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

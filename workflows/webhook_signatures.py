@@ -1,7 +1,8 @@
 """Webhook signature schemes: the generic one, GitHub's and Stripe's. Pure functions, no Django.
 
-Every comparison is constant-time (`hmac.compare_digest`); every failure is a `SignatureError` whose message
-can be shown to the sender without revealing the secret or the expected digest.
+Every comparison is constant-time (`hmac.compare_digest`, on bytes: a header is text decoded as Latin-1 and may
+hold any byte); every failure is a `SignatureError` whose message can be shown to the sender without revealing
+the secret or the expected digest.
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def verify(preset: str, secret: str, headers: Mapping[str, str], body: bytes, *,
     value = headers.get(header)
     if not value:
         raise SignatureError(f"missing {_title(header)} header")
+    if not value.isascii():
+        raise SignatureError(f"malformed signature: {_title(header)} holds characters other than ASCII")
     if preset == "stripe":
         _verify_stripe(secret, value, body, time.time() if now is None else now)
     else:
@@ -47,8 +50,8 @@ def _verify_prefixed(secret: str, value: str, body: bytes, header: str) -> None:
     scheme, _, digest = value.strip().partition("=")
     if scheme.lower() != "sha256" or not digest:
         raise SignatureError(f"{_title(header)} must look like sha256=<hex digest>")
-    expected = hmac_sha256_hex(secret, body)
-    if not hmac.compare_digest(expected, digest.strip().lower()):
+    expected = hmac_sha256_hex(secret, body).encode("ascii")
+    if not hmac.compare_digest(expected, digest.strip().lower().encode("ascii")):
         raise SignatureError(f"{_title(header)} does not match the body")
 
 
@@ -68,11 +71,11 @@ def _verify_stripe(secret: str, value: str, body: bytes, now: float) -> None:
         raise SignatureError("Stripe-Signature must carry t=<timestamp> and at least one v1=<signature>")
     if abs(now - int(timestamp)) > STRIPE_TOLERANCE_SECONDS:
         raise SignatureError(f"Stripe-Signature timestamp is more than {STRIPE_TOLERANCE_SECONDS} s from now")
-    expected = hmac_sha256_hex(secret, timestamp.encode("ascii") + b"." + body)
+    expected = hmac_sha256_hex(secret, timestamp.encode("ascii") + b"." + body).encode("ascii")
     # Check every candidate, so the time taken does not tell which one matched.
     matched = False
     for candidate in candidates:
-        matched |= hmac.compare_digest(expected, candidate)
+        matched |= hmac.compare_digest(expected, candidate.encode("ascii"))
     if not matched:
         raise SignatureError("Stripe-Signature does not match the body")
 

@@ -2,9 +2,10 @@
 
 The HTTP side (`workflows.hooks.receive`) only reads the request and maps `WebhookRejected` to a status. Here:
 
-* `webhook_config` reads the workflow's first `type: webhook` trigger (secret, signature preset, rate limit).
-  A workflow without one still answers at its token with no signature and the default rate limit: the token
-  is the capability, as `webhook_url` is published for every workflow (SPEC §6).
+* `webhook_config` reads the workflow's first `type: webhook` trigger (methods, secret, signature preset, rate
+  limit); a workflow without one has no webhook (its token answers 404, SPEC §6).
+* `webhook_secret` is the literal secret, or the owner's vault entry for `{{ secrets.NAME }}`: a look-up by
+  name, never a template rendered per request.
 * `trigger_from_request` parses the raw body (JSON, form or text) into `{"body", "headers", "query", "method",
   "kind": "webhook"}`, refusing what PostgreSQL could not store (NUL characters, lone surrogates, NaN).
 * `delivery_accept` inserts the run and the delivery in one statement (so one transaction); the run's
@@ -32,14 +33,17 @@ from django.utils import timezone
 
 from runs.models import TriggerKind, WorkflowRun
 from runs.services import enqueue_run_start, run_create
+from connectors.secrets import SecretUndecryptable, secret_value
 from workflows.definition import WorkflowSpec
-from workflows.templating import TemplateRenderError, has_template, render_value
 
+from .limits import MAX_REFUSED_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES
 from .models import WebhookDelivery, Workflow
+from .templating import has_template
+from .webhook_trigger import DEFAULT_METHODS, secret_reference, webhook_methods
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = MAX_WEBHOOK_BODY_BYTES
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_IDEMPOTENCY_KEY = 255
 DEFAULT_RATE_LIMIT = (6000, 60)  # requests per window (seconds), per token and per web worker process
@@ -59,18 +63,44 @@ class WebhookRejected(Exception):
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    secret: str | None = None
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    secret: str | None = None  # a literal secret
+    secret_name: str | None = None  # the vault entry named by `{{ secrets.NAME }}`
     signature: str = "generic"
     rate_limit: tuple[int, int] = DEFAULT_RATE_LIMIT
 
+    @property
+    def signed(self) -> bool:
+        return self.secret is not None or self.secret_name is not None
 
-def webhook_config(spec: WorkflowSpec) -> WebhookConfig:
-    """The settings of the workflow's first webhook trigger (defaults when it declares none)."""
+
+def webhook_config(spec: WorkflowSpec) -> WebhookConfig | None:
+    """The settings of the workflow's first webhook trigger; None when it has none (no webhook at all)."""
     trigger = next((t for t in spec.triggers if t.get("type") == "webhook"), None)
     if trigger is None:
-        return WebhookConfig()
-    return WebhookConfig(secret=trigger.get("secret") or None, signature=trigger.get("signature", "generic"),
+        return None
+    secret, secret_name = _secret_fields(trigger)
+    signed = secret is not None or secret_name is not None
+    return WebhookConfig(methods=("POST",) if signed else webhook_methods(trigger), secret=secret,
+                         secret_name=secret_name, signature=trigger.get("signature", "generic"),
                          rate_limit=parse_rate_limit(trigger.get("rate_limit")))
+
+
+def _secret_fields(trigger: dict) -> tuple[str | None, str | None]:
+    """(literal, vault name) of the trigger's `secret`.
+
+    Validation refuses an empty secret and any template but `{{ secrets.NAME }}`; a definition stored before
+    that rule fails closed (a vault name no one can hold, so nothing verifies) instead of open.
+    """
+    if "secret" not in trigger:
+        return None, None
+    secret = trigger["secret"]
+    if not isinstance(secret, str) or not secret.strip():
+        return None, ""
+    name = secret_reference(secret)
+    if name is not None:
+        return None, name
+    return (None, "") if has_template(secret) else (secret, None)
 
 
 def parse_rate_limit(value: Any) -> tuple[int, int]:
@@ -87,18 +117,18 @@ def parse_rate_limit(value: Any) -> tuple[int, int]:
     return DEFAULT_RATE_LIMIT
 
 
-def resolve_secret(secret: str) -> str | None:
-    """A literal secret, or `{{ secrets.NAME }}` looked up in the vault at use (None when it is missing)."""
-    if not has_template(secret):
-        return secret
-    from connectors.secrets import secret_value
-    from runs.executor import RecordingSecrets
-
-    try:
-        value = render_value(secret, {"secrets": RecordingSecrets(secret_value)}, "secret")
-    except TemplateRenderError:
+def webhook_secret(config: WebhookConfig, *, owner_id: int | None) -> str | None:
+    """The key the delivery must be signed with: the literal, or the owner's vault entry (None when missing)."""
+    if config.secret is not None:
+        return config.secret
+    if not config.secret_name:
         return None
-    return value if isinstance(value, str) and value else None
+    try:
+        value = secret_value(config.secret_name, owner_id=owner_id)
+    except SecretUndecryptable:
+        log.warning("webhook secret %r of owner %s cannot be decrypted", config.secret_name, owner_id)
+        return None
+    return value or None
 
 
 # --- parsing -------------------------------------------------------------------------------------------------
@@ -275,11 +305,16 @@ def _insert_sql(obj, connection, exclude: tuple[str, ...]) -> tuple[str, tuple]:
 
 def delivery_record_rejected(*, workflow: Workflow, method: str, headers: dict, query: dict, raw_body: bytes,
                              status_code: int, error: str) -> None:
-    """Keep a refused delivery (bad signature, bad body, disabled workflow) for the operator to inspect."""
+    """Keep a refused delivery (bad signature, bad body, disabled workflow) for the operator to inspect.
+
+    Only the head of the body is kept: a sender refused before acceptance must not be able to fill the
+    database with megabytes per request.
+    """
+    truncated = len(raw_body) > MAX_REFUSED_BODY_BYTES
     try:
         WebhookDelivery.objects.create(workflow=workflow, method=method, headers=_storable_or_empty(headers),
-                                       query=_storable_or_empty(query), body=raw_body, status_code=status_code,
-                                       error=error[:2000])
+                                       query=_storable_or_empty(query), body=raw_body[:MAX_REFUSED_BODY_BYTES],
+                                       body_truncated=truncated, status_code=status_code, error=error[:2000])
     except Exception:  # noqa: BLE001 - the sender still gets its 4xx; losing the record is only logged
         log.warning("could not store rejected webhook delivery for workflow %s", workflow.id, exc_info=True)
 
@@ -296,11 +331,14 @@ def delivery_replay(delivery_id: int) -> WorkflowRun:
     """Start a new run from a stored delivery, as if it had just arrived (no signature or rate check).
 
     The trigger is rebuilt from the stored raw body and headers, so it is what the original would have had,
-    plus `replayed_from` naming the delivery. Raises WebhookRejected when the body cannot make a trigger or
-    the workflow is disabled, and WebhookDelivery.DoesNotExist for an unknown id.
+    plus `replayed_from` naming the delivery. Raises WebhookRejected when the body cannot make a trigger, was
+    truncated when it was refused, or the workflow is disabled, and WebhookDelivery.DoesNotExist for an unknown id.
     """
     delivery = WebhookDelivery.objects.select_related("workflow").get(id=delivery_id)
     workflow = delivery.workflow
+    if delivery.body_truncated:
+        raise WebhookRejected(409, "body", f"only the first {MAX_REFUSED_BODY_BYTES} bytes of this refused "
+                                           "delivery's body were kept; it cannot be replayed")
     if not workflow.enabled:
         raise WebhookRejected(409, "workflow", "the workflow is disabled; enable it to replay deliveries")
     trigger = trigger_from_request(method=delivery.method, headers=dict(delivery.headers),
