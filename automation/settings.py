@@ -142,6 +142,26 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # reconnects once when the server dropped the connection, so a restarted PostgreSQL is still survived.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 
+# --- Cache --------------------------------------------------------------------------------------------------
+# Shared state across web processes: the webhook rate limit (workflows/hooks.py) and API throttles. With Redis
+# (CACHE_URL, or else a redis:// broker) the counts are one across every gunicorn worker; the embedded default
+# keeps an in-process LocMemCache. Keys live under their own prefix next to the broker's queues.
+_REDIS_BROKER = CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+CACHE_URL = env_str("CACHE_URL", CELERY_BROKER_URL if _REDIS_BROKER else "")
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "flowforge-cache"),
+            # A frozen Redis must not hang the webhook accept path (the rate limit fails open on errors).
+            "OPTIONS": {"socket_timeout": env_float("CACHE_SOCKET_TIMEOUT", 1.0),
+                        "socket_connect_timeout": env_float("CACHE_SOCKET_TIMEOUT", 1.0)},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Flowforge ----------------------------------------------------------------------------------------------
 AUTOMATION_FILES_ROOT = Path(env_str("AUTOMATION_FILES_ROOT", str(BASE_DIR / "files")))
 AUTOMATION_ALLOW_SHELL = env_bool("AUTOMATION_ALLOW_SHELL", False)
