@@ -8,7 +8,7 @@ import json
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from rest_framework import status
-from rest_framework.exceptions import APIException, ParseError, ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -45,9 +45,10 @@ def exception_handler(exc, context):
                                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
         return errors_response([{"path": "", "message": str(exc)}])
-    response = drf_exception_handler(exc, context)  # keeps WWW-Authenticate and Retry-After
-    if response is not None and isinstance(exc, APIException):
-        response.data = {"errors": _flatten(exc.detail)}
+    response = drf_exception_handler(exc, context)  # also Http404/PermissionDenied; keeps WWW-Authenticate
+    if response is not None:
+        detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
+        response.data = {"errors": _flatten(detail)}
     return response
 
 
