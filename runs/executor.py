@@ -1,10 +1,16 @@
-"""Execute one attempt of one task: `when` → render inputs → check them → call the action with a deadline.
+"""Execute one attempt of one task: `when` → render inputs → check them → call the action, all within the
+task's deadline → check the result can be stored.
 
-Plain Python, no Django: the Celery worker and the CLI runner both call `execute_attempt`.
+Plain Python, no Django: the Celery worker and the CLI runner both call `execute_attempt`. Rendering runs in the
+deadline-governed thread, so it counts against the task's `timeout` and heartbeats keep flowing while it runs.
+Whatever this returns can be stored: inputs that cannot be stored fail the attempt before the action runs (no
+side effect); an output that cannot be stored, or is too large, fails it after (not retryable: the side effect
+happened) instead of making the recording fail and the task run again.
 """
 from __future__ import annotations
 
 import contextvars
+import queue
 import threading
 import time
 import traceback
@@ -18,6 +24,7 @@ import jsonschema
 from connectors.base import ActionConfig, ActionContext, ActionError
 from connectors.registry import ActionRegistry, UnknownAction
 from workflows.definition import TaskSpec, schema_error_message
+from workflows.limits import MAX_OUTPUT_BYTES, LimitExceeded, check_storable, json_size
 from workflows.templating import TemplateRenderError, is_truthy, render_value
 
 from .states import TaskStatus
@@ -79,34 +86,151 @@ def _validator(action_class: type) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(action_class.input_schema)
 
 
-def _run_with_deadline(call: Callable[[], dict], timeout: float, heartbeat: Callable[[], None] | None,
-                       heartbeat_every: float) -> dict:
-    """Run `call` in a thread; beat the heartbeat while waiting; give up after `timeout` seconds."""
+class _CallerThread:
+    """Lets the deadline thread run a call on the waiting (worker) thread, e.g. a secret's database lookup, so
+    it uses the worker's database connection; a call the worker no longer serves fails at the deadline."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.requests: queue.Queue = queue.Queue()
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        self.requests.put((function, args, box, done))
+        if not done.wait(max(self.deadline - time.monotonic(), 0)):
+            raise ValueError("timed out: rendering passed the task's timeout")
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    @staticmethod
+    def serve(request: tuple) -> None:
+        function, args, box, done = request
+        try:
+            box["result"] = function(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the calling thread
+            box["error"] = exc
+        done.set()
+
+
+class _SecretsFromCaller(Mapping):
+    """`secrets` for a render in the deadline thread: each lookup runs on the worker thread."""
+
+    path = "secrets"
+
+    def __init__(self, secrets: Mapping, caller: _CallerThread):
+        self._secrets, self._caller = secrets, caller
+
+    def __getitem__(self, name: str) -> str:
+        return self._caller.call(self._secrets.__getitem__, name)
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _run_with_deadline(call: Callable[[], Any], timeout: float, heartbeat: Callable[[], None] | None,
+                       heartbeat_every: float, caller: _CallerThread | None = None) -> Any:
+    """Run `call` in a thread; beat the heartbeat and serve `caller` while waiting; give up after `timeout`."""
     box: dict[str, Any] = {}
+    caller = caller or _CallerThread(time.monotonic() + timeout)
+    finished = object()
 
     def target() -> None:
         try:
             box["result"] = call()
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
             box["error"] = exc
+        finally:
+            caller.requests.put(finished)
 
     # The action's thread logs with the same run and task ids as the worker thread.
     thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True,
                               name="flowforge-action")
     thread.start()
     deadline = time.monotonic() + timeout
+    next_beat = time.monotonic() + heartbeat_every
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise ActionError(f"timed out after {timeout:g}s")
-        thread.join(min(remaining, heartbeat_every) if heartbeat else remaining)
-        if not thread.is_alive():
+        try:
+            request = caller.requests.get(timeout=min(remaining, max(next_beat - time.monotonic(), 0.001)))
+        except queue.Empty:
+            request = None
+        if request is finished:
             break
-        if heartbeat:
+        if request is not None:
+            caller.serve(request)
+        if heartbeat and time.monotonic() >= next_beat:
             heartbeat()
+            next_beat = time.monotonic() + heartbeat_every
     if "error" in box:
         raise box["error"]
     return box["result"]
+
+
+def clean_text(text: str) -> str:
+    """Logs and error messages are text, not data: NULs and unpaired surrogates are replaced, never refused."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def _storable_output(result: AttemptResult) -> AttemptResult:
+    """The attempt as it can be stored: an output that cannot be, or is too large, fails it (not retryable)."""
+    try:
+        check_storable(result.output, "output")
+        if json_size(result.output, stop_after=MAX_OUTPUT_BYTES) > MAX_OUTPUT_BYTES:
+            raise LimitExceeded("output", f"output too large: more than {MAX_OUTPUT_BYTES:,} bytes")
+    except LimitExceeded as exc:
+        problem = exc.message if exc.message.startswith("output too large") else str(exc)
+        error = f"{result.error} (output not stored: {problem})" if result.error else problem
+        retryable = result.retryable and result.status == TaskStatus.FAILED  # a success's side effect happened
+        return AttemptResult(TaskStatus.FAILED, error=error, inputs=result.inputs, retryable=retryable)
+    return result
+
+
+def _prepare_and_run(task: TaskSpec, action_class: type, template_context: Mapping[str, Any],
+                     context: ActionContext, deadline: float, rendered: dict) -> AttemptResult:
+    """Runs in the deadline thread: `when`, inputs, their checks, then the action."""
+    if task.when is not None:
+        try:
+            condition = render_value(task.when, template_context, "when", deadline=deadline)
+        except TemplateRenderError as exc:
+            return AttemptResult(TaskStatus.FAILED, error=str(exc))
+        if not is_truthy(condition):
+            context.log(f"skipped: `when` rendered {condition!r}")
+            return AttemptResult(TaskStatus.SKIPPED)
+    try:
+        quoted = getattr(action_class, "shell_quoted_inputs", ())
+        inputs = {
+            key: render_value(value, template_context, f"inputs.{key}", shell_quote=key in quoted, deadline=deadline)
+            for key, value in task.inputs.items()
+        }
+        check_storable(inputs, "inputs")
+    except (TemplateRenderError, LimitExceeded) as exc:
+        return AttemptResult(TaskStatus.FAILED, error=str(exc))
+    rendered.update(inputs)
+
+    errors = sorted(_validator(action_class).iter_errors(inputs), key=str)
+    if errors:
+        where = ".".join(["inputs", *(str(p) for p in errors[0].absolute_path)])
+        message = f"{where}: {schema_error_message(errors[0])}"
+        return AttemptResult(TaskStatus.FAILED, error=message, inputs=inputs)
+    try:
+        output = action_class().execute(inputs, context)
+    except ActionError as exc:
+        return AttemptResult(TaskStatus.FAILED, output=exc.output, error=str(exc), inputs=inputs,
+                             retryable=exc.retryable)
+    except Exception as exc:  # noqa: BLE001 - an action bug must fail the task, not the worker
+        context.log(traceback.format_exc())
+        return AttemptResult(TaskStatus.FAILED, error=f"{type(exc).__name__}: {exc}", inputs=inputs,
+                             retryable=True)
+    if not isinstance(output, dict):
+        output = {"value": output}
+    return AttemptResult(TaskStatus.SUCCEEDED, output=output, inputs=inputs)
 
 
 def execute_attempt(
@@ -134,11 +258,11 @@ def execute_attempt(
             on_log(mask_secrets(line, used_secrets))
 
     def finish(result: AttemptResult) -> AttemptResult:
+        result = _storable_output(result)
         result.duration = time.monotonic() - started
-        result.logs = "\n".join(lines)
         result.output = mask_secrets(result.output, used_secrets)
-        result.error = mask_secrets(result.error, used_secrets)
-        result.logs = mask_secrets(result.logs, used_secrets)
+        result.error = clean_text(mask_secrets(result.error, used_secrets))
+        result.logs = clean_text(mask_secrets("\n".join(lines), used_secrets))
         result.inputs = mask_secrets(result.inputs, used_secrets)
         return result
 
@@ -147,48 +271,22 @@ def execute_attempt(
     except UnknownAction:
         return finish(AttemptResult(TaskStatus.FAILED, error=f"unknown action '{task.action}'"))
 
-    if task.when is not None:
-        try:
-            condition = render_value(task.when, template_context, "when")
-        except TemplateRenderError as exc:
-            return finish(AttemptResult(TaskStatus.FAILED, error=str(exc)))
-        if not is_truthy(condition):
-            log(f"skipped: `when` rendered {condition!r}")
-            return finish(AttemptResult(TaskStatus.SKIPPED))
-
-    try:
-        quoted = getattr(action_class, "shell_quoted_inputs", ())
-        inputs = {
-            key: render_value(value, template_context, f"inputs.{key}", shell_quote=key in quoted)
-            for key, value in task.inputs.items()
-        }
-    except TemplateRenderError as exc:
-        return finish(AttemptResult(TaskStatus.FAILED, error=str(exc)))
-
-    errors = sorted(_validator(action_class).iter_errors(inputs), key=str)
-    if errors:
-        where = ".".join(["inputs", *(str(p) for p in errors[0].absolute_path)])
-        message = f"{where}: {schema_error_message(errors[0])}"
-        return finish(AttemptResult(TaskStatus.FAILED, error=message, inputs=inputs))
-
     context = ActionContext(
         run_id=run_id, task_id=task.id, attempt=attempt, timeout=task.timeout, config=config,
         workflow=workflow, owner_id=owner_id, log=log,
     )
-    action = action_class()
+    rendered: dict = {}  # the inputs, once rendered and checked, for a result that times out
+    deadline = started + task.timeout
+    caller = _CallerThread(deadline)
+    if secrets is not None:
+        template_context = {**template_context, "secrets": _SecretsFromCaller(secrets, caller)}
     try:
-        output = _run_with_deadline(lambda: action.execute(inputs, context), task.timeout, heartbeat,
-                                    heartbeat_every)
-    except ActionError as exc:
-        return finish(AttemptResult(TaskStatus.FAILED, output=exc.output, error=str(exc), inputs=inputs,
-                                    retryable=exc.retryable))
-    except Exception as exc:  # noqa: BLE001 - an action bug must fail the task, not the worker
-        log(traceback.format_exc())
-        return finish(AttemptResult(TaskStatus.FAILED, error=f"{type(exc).__name__}: {exc}", inputs=inputs,
-                                    retryable=True))
-    if not isinstance(output, dict):
-        output = {"value": output}
-    return finish(AttemptResult(TaskStatus.SUCCEEDED, output=output, inputs=inputs))
+        result = _run_with_deadline(
+            lambda: _prepare_and_run(task, action_class, template_context, context, deadline, rendered),
+            task.timeout, heartbeat, heartbeat_every, caller)
+    except ActionError as exc:  # the deadline passed
+        return finish(AttemptResult(TaskStatus.FAILED, error=str(exc), inputs=rendered, retryable=exc.retryable))
+    return finish(result)
 
 
 def template_context(

@@ -14,7 +14,7 @@ from connectors.base import ActionConfig
 from connectors.registry import ActionRegistry
 from workflows.definition import WorkflowSpec
 
-from .executor import AttemptResult, RecordingSecrets, execute_attempt, template_context
+from .executor import AttemptResult, RecordingSecrets, clean_text, execute_attempt, template_context
 from .states import RunStatus, TaskStatus, advance, retry_delay, run_outcome
 
 
@@ -96,9 +96,12 @@ class LocalRunner:
         while True:
             record.attempt += 1
             self.reporter.task_started(task_id, record.attempt)
-            result = execute_attempt(task, template_context=self._context(), registry=self.registry,
-                                     config=self.config, run_id=self.run_id, attempt=record.attempt,
-                                     workflow=self.spec.name)
+            try:
+                result = execute_attempt(task, template_context=self._context(), registry=self.registry,
+                                         config=self.config, run_id=self.run_id, attempt=record.attempt,
+                                         workflow=self.spec.name)
+            except Exception as exc:  # noqa: BLE001 - reported as the task's failure, never a traceback
+                result = AttemptResult(TaskStatus.FAILED, error=clean_text(f"{type(exc).__name__}: {exc}"))
             will_retry = (result.status == TaskStatus.FAILED and result.retryable
                           and record.attempt <= task.retries)
             record.output, record.error, record.logs = result.output, result.error, result.logs

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, Callable, TypeVar
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import DataError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -27,7 +27,7 @@ from workflows.models import Workflow, WorkflowVersion
 from workflows.services import spec_for_version
 from workflows.templating import has_template
 
-from .executor import AttemptResult, RecordingSecrets, execute_attempt, template_context
+from .executor import AttemptResult, RecordingSecrets, clean_text, execute_attempt, template_context
 from .models import RunState, TaskRun, TaskState, TriggerKind, WorkflowRun
 from .states import FINAL_RUN, TaskStatus, advance, retry_delay, run_outcome
 
@@ -267,6 +267,20 @@ def task_finish(*, task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec,
 
 def _record_attempt(task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec,
                     keep_local_queue: str | None) -> TaskRun | None:
+    try:
+        return _record_attempt_once(task_run, result, spec, keep_local_queue)
+    except DataError as exc:
+        # The database refused what the attempt produced (the executor's checks should have caught it). Record
+        # the attempt as failed with that error instead, through the same guarded update, so the task never
+        # stays `running` for the sweeper to execute its side effect again.
+        log.warning("task run %s: result refused by the database: %s", task_run.id, exc)
+        refused = AttemptResult(TaskStatus.FAILED, error=clean_text(f"the result could not be stored: {exc}"),
+                                duration=result.duration)
+        return _record_attempt_once(task_run, refused, spec, keep_local_queue)
+
+
+def _record_attempt_once(task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec,
+                         keep_local_queue: str | None) -> TaskRun | None:
     task = spec.tasks[task_run.task_id]
     now = timezone.now()
     with transaction.atomic():

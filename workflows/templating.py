@@ -51,7 +51,7 @@ class _PastDeadline(SecurityError):
 def _check_deadline() -> None:
     deadline = _deadline.get()
     if deadline is not None and time.monotonic() > deadline:
-        raise _PastDeadline("rendering ran past the task's timeout")
+        raise _PastDeadline("timed out: rendering passed the task's timeout")
 
 
 @contextlib.contextmanager
