@@ -1,8 +1,9 @@
 """`python -m automation.supervisor`: run web (gunicorn), Celery worker and Celery beat together; `bin/start` execs it.
 
 Each child runs in its own process group, so gunicorn's and Celery's own children are reached too. INT, TERM and
-HUP stop everything: each child is asked to stop (SIGTERM to it, which stops its own children), and whatever is left of its process group after the
-grace period is killed. If one child exits by itself the others are stopped as well, and the exit status says so.
+HUP stop everything within GRACE_SECONDS: each child gets SIGTERM (it then stops its own workers or pool), what is
+left of its process group is told directly halfway through and killed at the end. If one child exits by itself,
+the others are stopped as well and the exit status says so.
 
 Why a Python process and not a bash `trap`: a non-interactive bash starts `cmd &` with SIGINT ignored, and a signal
 ignored on entry cannot be trapped by bash, so `bin/start &` then `kill -INT` used to leave every process running.
@@ -70,19 +71,34 @@ def _wait(children: Mapping[str, subprocess.Popen], received: list[int]) -> int:
 
 
 def _stop_all(children: Mapping[str, subprocess.Popen], *, grace: float) -> None:
+    """SIGTERM each leader; at half the grace SIGTERM what is left of its group; at the end SIGKILL the group.
+
+    The leader first, so gunicorn and Celery stop their workers in order; an idle prefork Celery worker still
+    needs about 8 s for a warm shutdown, so its pool is then told directly (an interrupted task is redelivered:
+    acks_late with reject_on_worker_lost).
+    """
     for child in children.values():
-        # The leader stops its own workers/pool cleanly; a group whose leader already exited is asked directly.
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
         else:
-            _signal_group(child.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_group_alive(child) for child in children.values()):
+            _signal_group(child.pid, signal.SIGTERM)  # its leader already exited: what is left of the group
+    began, hurried = time.monotonic(), False
+    running = dict(children)
+    while running and time.monotonic() < began + grace:
+        if not hurried and time.monotonic() >= began + grace / 2:
+            hurried = True
+            for child in running.values():
+                _signal_group(child.pid, signal.SIGTERM)
+        for name, child in list(running.items()):
+            if not _group_alive(child):
+                print(f"supervisor: {name} stopped after {time.monotonic() - began:.1f} s", flush=True)
+                del running[name]
         time.sleep(POLL_SECONDS)
-    for name, child in children.items():
+    for name, child in running.items():
         if _group_alive(child):
             print(f"supervisor: {name} did not stop within {grace:.0f} s; killing its process group", flush=True)
             _signal_group(child.pid, signal.SIGKILL)
+    for child in children.values():
         child.wait()
 
 

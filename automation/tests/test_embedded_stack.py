@@ -154,8 +154,8 @@ class Stack:
             if self.shell.poll() is not None:
                 raise AssertionError(f"bin/start exited early:\n{self.log()[-4000:]}")
             try:
-                return requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(f"{self.url}/healthz", timeout=5).status_code == 200
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still importing Django
                 return False
 
         wait_for(healthy, timeout=timeout, interval=0.25, message=f"{self.url}/healthz")
