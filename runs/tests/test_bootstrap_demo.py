@@ -89,3 +89,18 @@ def test_a_missing_example_is_created_beside_the_existing_ones(tmp_path, monkeyp
 
     assert "'Second' imported" in out and "'First' exists" in out
     assert sorted(Workflow.objects.values_list("name", "version")) == [("First", 1), ("Second", 1)]
+
+
+def test_another_users_workflow_of_the_same_name_is_neither_touched_nor_in_the_way(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLOWFORGE_ADMIN_PASSWORD", "s3cret-demo")
+    bob = User.objects.create_user("bob", password="pw-bob")
+    theirs = workflow_save(source='name: "First"\ntasks:\n  mine: {run: "echo bob"}\n', owner=bob)
+    (tmp_path / "first.yaml").write_text('name: "First"\nsteps:\n  - {name: Hello, run: "echo hi"}\n')
+
+    out, err = bootstrap(str(tmp_path))
+
+    admin = User.objects.get(username="admin")
+    assert "'First' imported" in out and "not imported" not in err
+    theirs.refresh_from_db()
+    assert theirs.owner == bob and theirs.version == 1 and list(theirs.definition["tasks"]) == ["mine"]
+    assert Workflow.objects.filter(name="First", owner=admin).exists()

@@ -14,8 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from workflows.definition import InvalidDefinition
-from workflows.models import Workflow
-from workflows.services import definition_validate, workflow_save
+from workflows.services import definition_validate, workflow_name_taken, workflow_save
 
 SKIPPED_FILES = {"schedule.yaml"}  # the cron daemon's config, not a workflow
 SUFFIXES = {".yaml", ".yml", ".json"}
@@ -57,16 +56,11 @@ class Command(BaseCommand):
             source = path.read_text(encoding="utf-8")
             try:
                 _, spec = definition_validate(source)
-                if self._exists(spec.name, owner=owner):
+                if workflow_name_taken(name=spec.name, owner=owner):
                     self.stdout.write(f"{path.name}: '{spec.name}' exists; left as it is")
                     continue
-                workflow = workflow_save(source=source, owner=owner)
+                workflow = workflow_save(source=source, owner=owner)  # creates; never updates an existing one
             except InvalidDefinition as exc:
                 self.stderr.write(self.style.ERROR(f"{path.name}: not imported: {exc}"))
                 continue
             self.stdout.write(f"{path.name}: '{workflow.name}' imported")
-
-    @staticmethod
-    def _exists(name: str, *, owner) -> bool:
-        # Names are unique across owners today, and workflow_save updates whichever workflow holds the name.
-        return Workflow.objects.filter(name=name).exists()
