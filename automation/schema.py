@@ -45,6 +45,14 @@ RESPONSES = {
 }
 # Operations whose view answers 409 (workflows/api.py).
 CONFLICTS = {"workflows_update", "workflows_partial_update", "workflows_destroy"}
+# Pagination answers 404 for a page or cursor that does not exist.
+PAGINATION_PARAMETERS = {"page", "cursor"}
+# DRF's CharField refuses "" unless allow_blank=True, which drf-spectacular does not say: these fields do.
+BLANK_REFUSED = {
+    "AuthToken": ("username", "password"),
+    "Rerun": ("from_task",),
+    "SecretWrite": ("value",),
+}
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -55,7 +63,7 @@ def operation_errors(operation: dict[str, Any]) -> list[str]:
     errors = ["401", "403", "429"]
     if parameters or has_body:
         errors.append("400")
-    if any(p.get("in") == "path" for p in parameters):
+    if any(p.get("in") == "path" or p.get("name") in PAGINATION_PARAMETERS for p in parameters):
         errors.append("404")
     if has_body:
         errors += ["413", "415"]
@@ -64,11 +72,36 @@ def operation_errors(operation: dict[str, Any]) -> list[str]:
     return sorted(errors)
 
 
+def _other_media_types(operation: dict[str, Any]) -> list[str]:
+    """Media types besides JSON that the operation's success answers use: DRF renders its errors in them too."""
+    return sorted({media for status, response in operation.get("responses", {}).items() if status.startswith("2")
+                   for media in response.get("content", {}) if media != "application/json"})
+
+
+def _error_response(status: str, other_media: list[str]) -> dict[str, Any]:
+    name, description = RESPONSES[status]
+    if not other_media:
+        return {"$ref": f"#/components/responses/{name}"}
+    content = {"application/json": {"schema": {"$ref": ERRORS_REF}}}
+    content.update({media: {"schema": {"type": "string"}} for media in other_media})
+    return {"description": description, "content": content}
+
+
+def _refuse_blank(schemas: dict[str, Any]) -> None:
+    for component, fields in BLANK_REFUSED.items():
+        properties = schemas.get(component, {}).get("properties", {})
+        for field in fields:
+            if properties.get(field, {}).get("type") == "string":
+                properties[field].setdefault("minLength", 1)
+
+
 def document_errors(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
     """drf-spectacular POSTPROCESSING_HOOKS entry: add `Errors`, one shared response per error status, and a
     reference to each from every operation that can answer it."""
     components = result.setdefault("components", {})
-    components.setdefault("schemas", {})["Errors"] = ERRORS_SCHEMA
+    schemas = components.setdefault("schemas", {})
+    schemas["Errors"] = ERRORS_SCHEMA
+    _refuse_blank(schemas)
     shared = components.setdefault("responses", {})
     for name, description in RESPONSES.values():
         shared[name] = {"description": description,
@@ -77,8 +110,9 @@ def document_errors(result: dict[str, Any], generator, request, public) -> dict[
         for method, operation in path_item.items():
             if method not in HTTP_METHODS:
                 continue
+            other_media = _other_media_types(operation)
             responses = operation.setdefault("responses", {})
             for status in operation_errors(operation):
-                responses.setdefault(status, {"$ref": f"#/components/responses/{RESPONSES[status][0]}"})
+                responses.setdefault(status, _error_response(status, other_media))
             operation["responses"] = dict(sorted(responses.items()))
     return result
