@@ -8,8 +8,8 @@ import json
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from rest_framework import status
-from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import ParseError, UnsupportedMediaType, ValidationError
+from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -68,6 +68,28 @@ class BoundedJSONParser(JSONParser):
             raise ParseError("JSON parse error - nested too deeply") from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+
+
+class EmptyFormParser(BaseParser):
+    """A form or multipart body with nothing in it (what an HTML form or a test client posts for "no body")
+    reads as `{}`; anything in it is refused with 415, because run payloads are JSON."""
+
+    media_type = "multipart/form-data"
+    _probe = 4096
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        raw = stream.read(self._probe + 1) if stream is not None else b""
+        boundary = (media_type or "").partition("boundary=")[2].strip('"').encode()
+        if not raw.strip() or (boundary and raw.strip() == b"--" + boundary + b"--"):
+            return {}
+        raise UnsupportedMediaType(media_type or "", detail="send the body as JSON (Content-Type: application/json)")
+
+
+class EmptyUrlencodedParser(EmptyFormParser):
+    media_type = "application/x-www-form-urlencoded"
+
+
+PAYLOAD_PARSERS = [BoundedJSONParser, EmptyFormParser, EmptyUrlencodedParser]
 
 
 def _refuse_constant(name: str):

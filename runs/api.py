@@ -15,7 +15,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from automation.api import BoundedJSONParser
+from automation.api import PAYLOAD_PARSERS
 from workflows.limits import LimitExceeded, check_storable
 
 from .models import RunState, TaskRun, TriggerKind, WorkflowRun
@@ -131,7 +131,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return self._accepted(lambda: run_retry(run_id=run.id))
 
     @extend_schema(request=RerunSerializer, responses=ACCEPTED)
-    @action(detail=True, methods=["post"], parser_classes=[BoundedJSONParser])
+    @action(detail=True, methods=["post"], parser_classes=PAYLOAD_PARSERS)
     def rerun(self, request, pk=None):
         run = self.get_object()
         body = RerunSerializer(data=request.data)

@@ -8,7 +8,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from automation.api import BoundedJSONParser, errors_response
+from automation.api import PAYLOAD_PARSERS, errors_response
 from runs.models import TriggerKind
 from runs.permissions import WORKFLOWS, NotReadOnlyUser, OwnerOrModelPermission, visible_to
 from runs.services import run_create
@@ -124,7 +124,7 @@ class WorkflowViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request={"application/json": {"description": "Any JSON value; becomes trigger.body"}},
                    responses={202: {"type": "object", "properties": {"run_id": {"type": "integer"}}}})
-    @action(detail=True, methods=["post"], parser_classes=[BoundedJSONParser])
+    @action(detail=True, methods=["post"], parser_classes=PAYLOAD_PARSERS)
     def run(self, request, pk=None):
         workflow = self.get_object()
         body = request.data

@@ -3,7 +3,7 @@ DRF's `{"detail": ...}`; a run payload that cannot be stored is refused before a
 from __future__ import annotations
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from runs.models import WorkflowRun
@@ -74,6 +74,15 @@ def test_an_empty_or_json_body_still_starts_a_run(client, run_url):
     assert client.post(run_url).status_code == 202
     assert client.post(run_url, '{"ok": [1, 2]}', content_type="application/json").status_code == 202
     assert [run.trigger["body"] for run in WorkflowRun.objects.order_by("id")] == [{}, {"ok": [1, 2]}]
+
+
+def test_an_empty_form_post_starts_a_run_while_form_fields_are_a_415(alice, run_url):
+    browser = Client()
+    browser.force_login(alice)
+    assert browser.post(run_url).status_code == 202  # the test client's empty multipart body
+    errors(browser.post(run_url, {"field": "value"}), 415)
+    errors(browser.post(run_url, "a=1", content_type="application/x-www-form-urlencoded"), 415)
+    assert [run.trigger["body"] for run in WorkflowRun.objects.all()] == [{}]
 
 
 def test_not_found_method_not_allowed_and_anonymous_answer_the_errors_shape(client, alice):
