@@ -6,15 +6,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from runs.permissions import WORKFLOWS, visible_to
 from workflows.models import Workflow
 
 ADMIN_WORKFLOWS_URL = "/admin/workflows/workflow/"
-
-
-def _visible_workflows(user):
-    # The same rule as workflows.api.WorkflowViewSet.get_queryset: staff see every workflow, others their own.
-    queryset = Workflow.objects.all()
-    return queryset if user.is_staff else queryset.filter(owner=user)
 
 
 @login_required
@@ -22,7 +17,7 @@ def _visible_workflows(user):
 def builder(request: HttpRequest, workflow_id: int | None = None) -> HttpResponse:
     workflow = None
     if workflow_id is not None:
-        workflow = get_object_or_404(_visible_workflows(request.user).only("id", "name"), id=workflow_id)
+        workflow = get_object_or_404(visible_to(request.user, Workflow.objects.all(), WORKFLOWS).only("id", "name"), id=workflow_id)
     return render(request, "builder_ui/builder.html", {
         "workflow": workflow,
         "workflow_id": workflow.id if workflow else "",

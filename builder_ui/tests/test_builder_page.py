@@ -1,6 +1,7 @@
 """The Django page that mounts the builder bundle: access rules, mount point and CSRF cookie."""
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 
 from workflows.services import workflow_save
 
@@ -70,8 +71,12 @@ def test_another_users_workflow_is_not_found(client, alice, bobs_workflow):
     assert client.get(f"/builder/{bobs_workflow.id}/").status_code == 404
 
 
-def test_staff_open_every_workflow(client, bobs_workflow):
-    client.force_login(get_user_model().objects.create_user("ops", password="pw", is_staff=True))
+def test_staff_open_other_users_workflows_only_with_the_model_permission(client, bobs_workflow):
+    ops = get_user_model().objects.create_user("ops", password="pw", is_staff=True)
+    client.force_login(ops)
+    assert client.get(f"/builder/{bobs_workflow.id}/").status_code == 404
+    ops.user_permissions.add(Permission.objects.get(codename="view_workflow"))
+    client.force_login(get_user_model().objects.get(id=ops.id))  # a fresh user: no cached permissions
     assert client.get(f"/builder/{bobs_workflow.id}/").status_code == 200
 
 
