@@ -56,7 +56,7 @@ class LocalRunner:
         self.reporter = reporter
         self.trigger = trigger or {}
         self.run_id = run_id
-        self.secrets = secrets or RecordingSecrets(lambda name: None)
+        self.secrets = secrets if secrets is not None else RecordingSecrets(lambda name: None)  # empty is falsy
         self.max_workers = max_workers
         self.records = {task_id: TaskRecord() for task_id in spec.tasks}
         self.started_at = _now()

@@ -13,6 +13,7 @@ from encrypted_fields.fields import EncryptedFieldMixin
 
 from automation.testing import wait_for_run
 from connectors.base import ActionConfig
+from connectors.fields import UndecryptableValue
 from connectors.models import Secret
 from connectors.registry import default_registry
 from connectors.secrets import SecretUndecryptable, secret_value, secrets_reencrypt
@@ -127,6 +128,19 @@ def test_a_secret_no_key_decrypts_fails_loudly_instead_of_yielding_the_ciphertex
 
     with pytest.raises(SecretUndecryptable, match="secret 'API_TOKEN' cannot be decrypted with SECRET_KEY"):
         secret_value("API_TOKEN", owner_id=owner.id)
+
+
+@pytest.mark.django_db
+def test_reading_a_row_no_key_decrypts_raises_instead_of_yielding_the_ciphertext(keys, owner):
+    keys(KEY_A)
+    Secret.objects.create(owner=owner, name="API_TOKEN", value=TOKEN)
+    keys(KEY_B)
+
+    with pytest.raises(UndecryptableValue, match="Secret.value cannot be decrypted with SECRET_KEY"):
+        Secret.objects.get(name="API_TOKEN")
+    with pytest.raises(SecretUndecryptable, match="secret 'API_TOKEN' cannot be decrypted"):
+        secrets_reencrypt()
+    assert Secret.objects.defer("value").get(name="API_TOKEN").name == "API_TOKEN"  # names still list
 
 
 @pytest.mark.django_db

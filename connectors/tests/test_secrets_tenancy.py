@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
@@ -35,12 +36,12 @@ def _login(username: str, **extra) -> tuple:
 
 
 @pytest.fixture
-def alice(db):
+def alice():
     return _login("alice")
 
 
 @pytest.fixture
-def bob(db):
+def bob():
     return _login("bob")
 
 
@@ -277,3 +278,37 @@ def test_the_openapi_schema_documents_the_vault(alice):
     assert "201" in schema["paths"]["/api/secrets/"]["post"]["responses"]
     assert "204" in schema["paths"]["/api/secrets/{name}/"]["delete"]["responses"]
     assert set(schema["components"]["schemas"]["Secret"]["properties"]) == {"name", "created_at", "updated_at"}
+
+
+# --- runworkflow --owner ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)  # LocalRunner reads the vault from its own threads' connections
+@pytest.mark.parametrize(("extra", "length"), [(["--owner", "bob"], 23), ([], 5)])
+def test_runworkflow_reads_the_vault_of_owner_or_of_the_first_superuser(alice, bob, tmp_path, capsys, extra, length):
+    (a_user, _), (b_user, _) = alice, bob
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    for owner, value in ((a_user, "a" * 11), (b_user, "b" * 23), (root, "r" * 5)):
+        Secret.objects.create(owner=owner, name="KEY", value=value)
+    definition = tmp_path / "key.yaml"
+    definition.write_text('name: key\ntasks:\n  measure:\n    action: transform.jinja\n'
+                          '    inputs: {value: "{{ secrets.KEY | length }}"}\n')
+
+    with pytest.raises(SystemExit) as exited:
+        call_command("runworkflow", str(definition), *extra)
+
+    printed = capsys.readouterr().out
+    assert exited.value.code == 0, printed
+    assert f'"value": {length}' in printed
+
+
+@pytest.mark.django_db
+def test_runworkflow_refuses_an_unknown_owner(tmp_path, capsys):
+    definition = tmp_path / "key.yaml"
+    definition.write_text("name: key\ntasks:\n  hello: {run: echo hi}\n")
+
+    with pytest.raises(SystemExit) as exited:
+        call_command("runworkflow", str(definition), "--owner", "nobody")
+
+    assert exited.value.code == 2
+    assert "--owner: no user named 'nobody'" in capsys.readouterr().err
