@@ -34,8 +34,23 @@ def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, (list, tuple)) else None
+        if children is None:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple)))
+    return False
+
+
 def check_depth(value: Any, path: str = "", *, limit: int = MAX_DEPTH) -> None:
     """Raise LimitExceeded when mappings/lists nest deeper than `limit` (iterative: no RecursionError)."""
+    if not _deeper_than(value, limit):
+        return  # the common case, without building a path for every node
     stack = [(value, path, 0)]
     while stack:
         node, where, depth = stack.pop()
