@@ -3,7 +3,8 @@
     .venv/bin/python bench/limits.py
 
 Definitions go through the web API (gunicorn, 1 sync worker, a throw-away SQLite database): POST
-/api/workflows/validate/, timed at the client, the worker's RSS read from /proc (VmRSS before; VmHWM, reset first, after).
+/api/workflows/validate/, timed at the client, the worker's RSS read from /proc (VmRSS before; VmHWM, reset
+first, after).
 Templates are executed through the attempt executor in a fresh Python process each (time, peak RSS).
 Targets: every refusal under 1 s and under +50 MB RSS; a valid 1,000-task DAG validates in under 0.5 s.
 """
