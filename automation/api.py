@@ -6,6 +6,9 @@ import codecs
 import json
 
 from django.conf import settings
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
+from django.views.defaults import server_error as default_server_error
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from rest_framework import status
 from rest_framework.exceptions import ParseError, UnsupportedMediaType, ValidationError
@@ -52,6 +55,25 @@ def exception_handler(exc, context):
     return response
 
 
+_JSON_PREFIXES = ("/api/", "/hooks/", "/resume/")
+
+
+def not_found(request, exception=None):
+    """Django's 404 for URLs no view matched: the §6 JSON shape under the API prefixes, the HTML page elsewhere."""
+    if request.path.startswith(_JSON_PREFIXES):
+        return JsonResponse({"errors": [{"path": "", "message": f"no such endpoint: {request.path[:200]}"}]},
+                            status=404)
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    """Django's 500 page, as JSON under the API prefixes (a client there never parses an HTML page)."""
+    if request.path.startswith(_JSON_PREFIXES):
+        return JsonResponse({"errors": [{"path": "", "message": "internal error; the operator's log has the details"}]},
+                            status=500)
+    return default_server_error(request)
+
+
 class BoundedJSONParser(JSONParser):
     """JSON bodies within DATA_UPLOAD_MAX_MEMORY_SIZE (413 above), and a 400 for nesting that exhausts Python's
     recursion (DRF's parser lets that RecursionError through as a 500)."""
@@ -90,6 +112,20 @@ class EmptyUrlencodedParser(EmptyFormParser):
 
 
 PAYLOAD_PARSERS = [BoundedJSONParser, EmptyFormParser, EmptyUrlencodedParser]
+
+
+class StrictPageSize:
+    """Pagination mixin: a `page_size` that is not a positive whole number is a 400, not silently replaced by
+    the default (a client asking for `page_size=abc` has a bug it should hear about); above `max_page_size` it
+    is capped, as DRF does."""
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValidationError({self.page_size_query_param: [f"must be a positive whole number, got {raw[:40]!r}"]})
+        return min(int(raw), self.max_page_size)
 
 
 def _refuse_constant(name: str):

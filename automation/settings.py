@@ -200,13 +200,20 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "flowforge@localhost")
 
 # --- API ----------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: its scheme is what a 401's WWW-Authenticate names (with session first, DRF answers 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "automation.api.exception_handler",
+    # Bounded size and nesting for every JSON body (DRF's own parser lets a deep body's RecursionError out as a 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "automation.api.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",

@@ -31,3 +31,6 @@ urlpatterns = [
     path("oauth/", include("social_django.urls", namespace="social")),
     path("connections/", include("connectors.github.views")),
 ]
+
+handler404 = "automation.api.not_found"
+handler500 = "automation.api.server_error"

@@ -15,12 +15,12 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from automation.api import PAYLOAD_PARSERS
+from automation.api import PAYLOAD_PARSERS, StrictPageSize
 from workflows.limits import LimitExceeded, check_storable
 
 from .models import RunState, TaskRun, TriggerKind, WorkflowRun
 from .permissions import RUNS, NotReadOnlyUser, OwnerOrModelPermission, visible_to
-from .services import RunError, run_cancel, run_rerun, run_retry
+from .services import RunError, RunStateConflict, run_cancel, run_rerun, run_retry
 
 ACCEPTED = {202: {"type": "object", "properties": {"run_id": {"type": "integer"}}}}
 
@@ -81,7 +81,7 @@ class RunFilter(django_filters.FilterSet):
         fields = ["workflow", "status", "trigger_kind", "created_after", "created_before"]
 
 
-class RunCursorPagination(CursorPagination):
+class RunCursorPagination(StrictPageSize, CursorPagination):
     """Keyset pagination on the primary key: every page costs the same at any depth of history."""
 
     ordering = "-id"
@@ -121,7 +121,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             with transaction.atomic():
                 run = make_run()
         except RunError as exc:
-            return Response({"errors": [{"path": "", "message": str(exc)}]}, status=status.HTTP_400_BAD_REQUEST)
+            code = status.HTTP_409_CONFLICT if isinstance(exc, RunStateConflict) else status.HTTP_400_BAD_REQUEST
+            return Response({"errors": [{"path": "", "message": str(exc)}]}, status=code)
         return Response({"run_id": run.id}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses=ACCEPTED)

@@ -40,6 +40,10 @@ class RunError(ValueError):
     """A run cannot be started, retried or re-run as asked (the API answers 400 with this message)."""
 
 
+class RunStateConflict(RunError):
+    """The run is not in a state that allows what was asked, e.g. retrying a queued run (the API answers 409)."""
+
+
 # --- enqueueing (the only place that talks to the broker) ----------------------------------------------------
 
 
@@ -386,7 +390,7 @@ def run_retry(*, run_id: int) -> WorkflowRun:
     """A new run of the same definition version that re-executes only the failed, skipped and cancelled tasks."""
     origin = WorkflowRun.objects.select_related("workflow").get(id=run_id)
     if origin.status not in (RunState.FAILED, RunState.CANCELLED):
-        raise RunError(f"only failed or cancelled runs can be retried; run {origin.id} is {origin.status}")
+        raise RunStateConflict(f"only failed or cancelled runs can be retried; run {origin.id} is {origin.status}")
     succeeded = list(TaskRun.objects.filter(run=origin, status=TaskState.SUCCEEDED).values_list("task_id", flat=True))
     return run_create(workflow=origin.workflow, trigger=origin.trigger, trigger_kind=TriggerKind.RETRY,
                       version=origin.workflow_version, parent=origin, reuse_tasks=succeeded)
@@ -396,7 +400,7 @@ def run_rerun(*, run_id: int, from_task: str, version: str = "original", trigger
     """A new run that executes `from_task` and everything downstream of it, reusing the other outputs."""
     origin = WorkflowRun.objects.select_related("workflow", "workflow_version").get(id=run_id)
     if origin.status not in FINAL_RUN:
-        raise RunError(f"run {origin.id} is still {origin.status}; cancel it or wait for it to finish")
+        raise RunStateConflict(f"run {origin.id} is still {origin.status}; cancel it or wait for it to finish")
     if version not in ("original", "current"):
         raise RunError("version must be 'original' or 'current'")
     target = origin.workflow_version if version == "original" else origin.workflow.current_version

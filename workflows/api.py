@@ -8,7 +8,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from automation.api import PAYLOAD_PARSERS, errors_response
+from automation.api import PAYLOAD_PARSERS, StrictPageSize, errors_response
 from runs.models import TriggerKind
 from runs.permissions import WORKFLOWS, NotReadOnlyUser, OwnerOrModelPermission, visible_to
 from runs.services import run_create
@@ -72,7 +72,7 @@ VALID = inline_serializer("DefinitionValid", {
 })
 
 
-class WorkflowPagination(PageNumberPagination):
+class WorkflowPagination(StrictPageSize, PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200

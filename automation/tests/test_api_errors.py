@@ -99,3 +99,28 @@ def test_not_found_method_not_allowed_and_anonymous_answer_the_errors_shape(clie
     bad_token.credentials(HTTP_AUTHORIZATION="Token not-a-token")
     refused = bad_token.get("/api/workflows/")
     assert "token" in errors(refused, refused.status_code)[0]["message"].lower()
+
+
+def test_an_api_url_no_view_matches_answers_404_in_the_errors_shape(client):
+    for url in ("/api/workflows/%C2%84/", "/api/no-such-thing/", "/hooks/"):
+        found = errors(client.get(url), 404)
+        assert found[0]["message"].startswith("no such endpoint")
+
+
+def test_a_page_size_that_is_not_a_whole_number_in_range_is_a_400(client):
+    for url in ("/api/workflows/", "/api/runs/"):
+        for bad in ("null", "0", "-1", "1.5"):
+            found = errors(client.get(url, {"page_size": bad}), 400)
+            assert found[0]["path"] == "page_size"
+        assert client.get(url, {"page_size": "2"}).status_code == 200
+
+
+def test_retrying_a_run_that_has_not_failed_is_a_409(client, alice):
+    run = make_run(make_workflow(alice), "queued")
+    found = errors(client.post(f"/api/runs/{run.id}/retry/"), 409)
+    assert "only failed or cancelled runs" in found[0]["message"]
+
+
+def test_a_workflow_definition_nested_past_the_recursion_limit_is_a_400(client):
+    deep = '{"definition": ' + "[" * 5000 + "]" * 5000 + "}"
+    errors(client.post("/api/workflows/", deep, content_type="application/json"), 400)

@@ -61,5 +61,12 @@ def test_refuses_anonymous_requests(client):
 
 def test_refuses_a_wrong_token(client, user):
     response = client.get("/api/actions/", HTTP_AUTHORIZATION="Token not-a-real-token")
-    assert response.status_code in (401, 403)
-    assert response.json()["detail"] == "Invalid token."
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Token'
+    assert response.json() == {"errors": [{"path": "", "message": "Invalid token."}]}
+
+
+def test_a_missing_token_answers_401_naming_the_scheme(client):
+    response = client.get("/api/actions/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"

@@ -118,10 +118,10 @@ def test_retry_starts_a_new_run_that_reuses_succeeded_tasks(alice):
     assert retry.parent_id == run.id and sorted(retry.reuse_tasks) == ["task_A", "task_D"]
 
 
-def test_retrying_a_succeeded_run_is_refused_with_a_message(alice):
+def test_retrying_a_succeeded_run_is_refused_with_a_conflict_and_a_message(alice):
     run = make_run(make_workflow(alice), "succeeded", {"task_A": "succeeded"})
     response = client_for(alice).post(f"/api/runs/{run.id}/retry/")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "only failed or cancelled runs can be retried" in response.json()["errors"][0]["message"]
 
 
