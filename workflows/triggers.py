@@ -6,10 +6,14 @@ no state beyond the workflow's token. `sync_triggers` runs inside `workflow_save
 `remove_triggers` inside `workflow_delete`'s (and from a `pre_delete` signal, so the admin's delete and
 cascades leave no schedule behind).
 
-Who decides what (cron): beat's crontab only decides *when to wake up*; `cron_fire` decides *which scheduled
-instant that is*, with `workflows.cron` and its DST policy, and records it in `TriggerState` with a
-compare-and-swap, so a duplicate beat message, a beat restarted mid-minute or a crontab that wakes more often
-than the expression (see `_beat_fields`) never creates a second run for one instant.
+One cron engine (`workflows.cron`): beat never interprets a cron expression. A cron trigger's periodic task has
+`start_time` = its next fire instant, computed by `workflows.cron`, so beat wakes at exactly that instant
+(also the second 01:30 of a fall-back night and the end of a spring-forward gap, which celery's crontab
+misses or runs late); its interval (`RETRY_SECONDS`) only matters if a fire message is lost. `cron_fire` runs
+the instants due at `now`, records the last in `TriggerState` with a compare-and-swap (a duplicate or stale
+beat message creates no second run), and moves `start_time` to the next instant. A clocked one-off task was
+the other candidate: beat disables a one-off after its run and its own bookkeeping write races the
+worker's rescheduling, so a trigger could go silent.
 """
 from __future__ import annotations
 
@@ -17,11 +21,11 @@ import hashlib
 import json
 import logging
 import math
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import transaction
 from django.utils import timezone
-from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from runs.models import TriggerKind
 from workflows import cron as cron_maths
@@ -34,6 +38,9 @@ log = logging.getLogger(__name__)
 TASK_NAMES = {"cron": "workflows.fire_cron", "poll": "workflows.fire_poll"}
 # A worker whose clock runs slightly behind beat's must still see the instant beat woke up for.
 CLOCK_SKEW = timedelta(seconds=5)
+# A cron task whose start_time has passed is re-sent this often until a fire moves start_time on; fires are at
+# least a minute apart, so this never delays a fire, it only retries a lost message.
+RETRY_SECONDS = 30
 
 
 def task_prefix(workflow_id: int) -> str:
@@ -64,6 +71,7 @@ def sync_triggers(workflow: Workflow, spec: WorkflowSpec) -> None:
     now = timezone.now()
     prefix = task_prefix(workflow.id)
     existing = {task.name: task for task in PeriodicTask.objects.filter(name__startswith=prefix)}
+    schedules_before = _schedule_ids(existing.values())
     wanted: set[str] = set()
     keys: set[str] = set()
     for index, trigger in enumerate(spec.triggers):
@@ -74,8 +82,6 @@ def sync_triggers(workflow: Workflow, spec: WorkflowSpec) -> None:
         key = trigger_key(trigger)
         wanted.add(name)
         keys.add(key)
-        schedule = {"crontab": _crontab_for(trigger), "interval": None} if kind == "cron" else {
-            "crontab": None, "interval": _interval_for(trigger)}
         previous = existing.get(name)
         state, created = TriggerState.objects.get_or_create(workflow=workflow, trigger_key=key,
                                                             defaults={"armed_at": now})
@@ -83,6 +89,13 @@ def sync_triggers(workflow: Workflow, spec: WorkflowSpec) -> None:
         if reenabled and not created:
             # Fires missed while the workflow was disabled are not caught up: it was off on purpose.
             TriggerState.objects.filter(id=state.id).update(armed_at=now)
+            state.armed_at = now
+        if kind == "cron":
+            schedule = {"interval": _interval(RETRY_SECONDS), "crontab": None,
+                        "start_time": _next_cron_fire(trigger, after=_cron_floor(state))}
+        else:
+            schedule = {"interval": _interval(max(1, math.ceil(trigger.get("every", 300)))), "crontab": None,
+                        "start_time": None}
         _save_periodic_task(previous, name=name, task=TASK_NAMES[kind], enabled=workflow.enabled,
                             kwargs={"workflow_id": workflow.id, "trigger_index": index}, **schedule)
     for name, task in existing.items():
@@ -90,12 +103,16 @@ def sync_triggers(workflow: Workflow, spec: WorkflowSpec) -> None:
             task.delete()  # one by one, so django-celery-beat's signal tells beat to reload
     TriggerState.objects.filter(workflow=workflow).exclude(trigger_key__in=keys).delete()
     PollSeenKey.objects.filter(workflow=workflow).exclude(trigger_key__in=keys).delete()
+    _delete_unused_schedules(*schedules_before)
 
 
 def remove_triggers(workflow: Workflow) -> None:
     """Delete every periodic task of `workflow` (its trigger state goes with the workflow's rows)."""
-    for task in PeriodicTask.objects.filter(name__startswith=task_prefix(workflow.id)):
+    tasks = list(PeriodicTask.objects.filter(name__startswith=task_prefix(workflow.id)))
+    schedules_before = _schedule_ids(tasks)
+    for task in tasks:
         task.delete()
+    _delete_unused_schedules(*schedules_before)
 
 
 def _save_periodic_task(existing: PeriodicTask | None, *, name: str, kwargs: dict, **fields) -> None:
@@ -113,40 +130,32 @@ def _save_periodic_task(existing: PeriodicTask | None, *, name: str, kwargs: dic
     existing.save()
 
 
-def _interval_for(trigger: dict) -> IntervalSchedule:
-    every = max(1, math.ceil(trigger.get("every", 300)))
-    schedule, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
+def _interval(seconds: int) -> IntervalSchedule:
+    schedule, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
     return schedule
 
 
-def _crontab_for(trigger: dict) -> CrontabSchedule:
-    minute, hour, day_of_month, month_of_year, day_of_week = _beat_fields(trigger["cron"])
-    schedule, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
-        day_of_week=day_of_week, timezone=trigger.get("timezone", "UTC"),
-    )
-    return schedule
+def _schedule_ids(tasks) -> tuple[set[int], set[int]]:
+    tasks = list(tasks)
+    return ({t.crontab_id for t in tasks if t.crontab_id}, {t.interval_id for t in tasks if t.interval_id})
 
 
-def _beat_fields(expression: str) -> list[str]:
-    """The five fields as celery's crontab can take them: the same, or a superset that wakes more often.
+def _delete_unused_schedules(crontab_ids: set[int], interval_ids: set[int]) -> None:
+    """Delete the schedules our tasks used before this change that no periodic task uses any more."""
+    if crontab_ids:
+        CrontabSchedule.objects.filter(id__in=crontab_ids, periodictask__isnull=True).delete()
+    if interval_ids:
+        IntervalSchedule.objects.filter(id__in=interval_ids, periodictask__isnull=True).delete()
 
-    Celery's crontab lacks croniter's extensions (`L`, `#`, day-of-week 7) and ANDs day-of-month with
-    day-of-week where cron ORs them; such fields widen to `*`. The extra wake-ups are harmless: `cron_fire`
-    only ever runs instants the expression really has.
-    """
-    from celery.schedules import crontab
 
-    fields = cron_maths._normalise(expression)  # validated split, @aliases expanded
-    names = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
-    if fields[2] != "*" and fields[4] != "*":
-        fields[2] = fields[4] = "*"
-    for index, name in enumerate(names):
-        try:
-            crontab(**{name: fields[index]})
-        except (ValueError, TypeError):
-            fields[index] = "*"
-    return fields
+def _cron_floor(state: TriggerState) -> datetime:
+    """Instants at or before this have run (or predate the trigger) and never run again."""
+    return max(state.last_fired_at or state.armed_at, state.armed_at)
+
+
+def _next_cron_fire(trigger: dict, *, after: datetime) -> datetime | None:
+    fire = cron_maths.next_fire_time(trigger["cron"], trigger.get("timezone", "UTC"), after=after)
+    return None if fire is None else fire.astimezone(dt_timezone.utc)
 
 
 # --- cron ------------------------------------------------------------------------------------------------------
@@ -169,7 +178,7 @@ def cron_fire(*, workflow_id: int, trigger_index: int, now: datetime | None = No
     The run's `trigger.scheduled_at` is the most recent fire time <= now in the trigger's zone (DST policy of
     `workflows.cron`). With `catchup: true` it is every fire time missed since the last one, at most
     `max_catchup` (default 1), oldest first. Fire times before the trigger was armed (created, edited or
-    re-enabled) never run.
+    re-enabled) never run. Either way the periodic task's `start_time` moves to the next fire time.
     """
     from runs.services import run_create
 
@@ -185,23 +194,33 @@ def cron_fire(*, workflow_id: int, trigger_index: int, now: datetime | None = No
     zone = trigger.get("timezone", "UTC")
     state, _ = TriggerState.objects.get_or_create(workflow=workflow, trigger_key=trigger_key(trigger),
                                                   defaults={"armed_at": workflow.updated_at})
-    floor = max(state.last_fired_at or state.armed_at, state.armed_at)
+    floor = _cron_floor(state)
     limit = trigger.get("max_catchup", 1) if trigger.get("catchup") else 1
     due = cron_maths.missed_fire_times(trigger["cron"], zone, last_run=floor, now=now + CLOCK_SKEW, limit=limit)
-    if not due:
-        return []
-    with transaction.atomic():
-        # Compare-and-swap on the value read above: of two fires racing for these instants, one wins.
-        guard = ({"last_fired_at__isnull": True} if state.last_fired_at is None
-                 else {"last_fired_at": state.last_fired_at})
-        if not TriggerState.objects.filter(id=state.id, **guard).update(last_fired_at=due[-1]):
-            return []
-        runs = [
-            run_create(workflow=workflow, trigger_kind=TriggerKind.CRON,
-                       trigger={"scheduled_at": instant.isoformat(), "timezone": zone, "kind": "cron"})
-            for instant in due
-        ]
+    runs = []
+    if due:
+        with transaction.atomic():
+            # Compare-and-swap on the value read above: of two fires racing for these instants, one wins.
+            guard = ({"last_fired_at__isnull": True} if state.last_fired_at is None
+                     else {"last_fired_at": state.last_fired_at})
+            if TriggerState.objects.filter(id=state.id, **guard).update(last_fired_at=due[-1]):
+                runs = [
+                    run_create(workflow=workflow, trigger_kind=TriggerKind.CRON,
+                               trigger={"scheduled_at": instant.isoformat(), "timezone": zone, "kind": "cron"})
+                    for instant in due
+                ]
+        floor = max(floor, due[-1].astimezone(dt_timezone.utc))
+    _advance_start_time(workflow_id, trigger_index, _next_cron_fire(trigger, after=floor))
     return [run.id for run in runs]
+
+
+def _advance_start_time(workflow_id: int, trigger_index: int, start_time: datetime | None) -> None:
+    """Point beat at the next fire instant; a queryset update leaves beat's own bookkeeping fields alone."""
+    name = f"{task_prefix(workflow_id)}cron:{trigger_index}"
+    updated = (PeriodicTask.objects.filter(name=name, task=TASK_NAMES["cron"]).exclude(start_time=start_time)
+               .update(start_time=start_time))
+    if updated:
+        PeriodicTasks.update_changed()  # beat re-reads its schedule on its next tick
 
 
 def cron_preview(workflow: Workflow, trigger_index: int, count: int = 10, *,

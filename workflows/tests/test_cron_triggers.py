@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta, timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from runs.models import WorkflowRun
 from workflows.models import TriggerState, Workflow
 from workflows.services import workflow_delete, workflow_save
-from workflows.triggers import _beat_fields, cron_fire, cron_preview, trigger_key
+from workflows.triggers import RETRY_SECONDS, cron_fire, cron_preview, trigger_key
 
 pytestmark = pytest.mark.django_db
 UTC = dt_timezone.utc
@@ -57,10 +58,8 @@ def test_saving_a_workflow_creates_one_periodic_task_per_cron_and_poll_trigger()
     cron_task = tasks[f"flowforge:{workflow.id}:cron:0"]
     assert cron_task.task == "workflows.fire_cron" and cron_task.enabled
     assert json.loads(cron_task.kwargs) == {"workflow_id": workflow.id, "trigger_index": 0}
-    schedule = cron_task.crontab
-    assert (schedule.minute, schedule.hour, schedule.day_of_month, schedule.month_of_year, schedule.day_of_week) \
-        == ("0", "9", "*", "*", "1-5")
-    assert str(schedule.timezone) == "Europe/Berlin"
+    assert cron_task.crontab is None and cron_task.interval.every == RETRY_SECONDS
+    assert cron_task.start_time == cron_preview(workflow, 0, count=1)[0]  # beat wakes at the preview's instant
     poll_task = tasks[f"flowforge:{workflow.id}:poll:2"]
     assert poll_task.task == "workflows.fire_poll" and poll_task.interval.every == 90
     assert poll_task.interval.period == "seconds" and poll_task.crontab is None
@@ -72,8 +71,8 @@ def test_editing_the_triggers_updates_and_removes_exactly_the_right_tasks():
     workflow = workflow_save(source=definition(cron("30 6 * * *", "America/New_York")), workflow=workflow)
     tasks = tasks_of(workflow)
     assert list(tasks) == [f"flowforge:{workflow.id}:cron:0"]
-    schedule = tasks[f"flowforge:{workflow.id}:cron:0"].crontab
-    assert (schedule.minute, schedule.hour, str(schedule.timezone)) == ("30", "6", "America/New_York")
+    start = tasks[f"flowforge:{workflow.id}:cron:0"].start_time
+    assert start.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == "06:30"
     assert TriggerState.objects.filter(workflow=workflow).count() == 1
     workflow = workflow_save(source=definition(), workflow=workflow)
     assert tasks_of(workflow) == {}
@@ -103,12 +102,15 @@ def test_deleting_a_workflow_leaves_no_schedule_behind_whichever_way_it_is_delet
     assert not PeriodicTask.objects.filter(name__startswith="flowforge:").exists()
 
 
-def test_beat_fields_widen_what_celery_cannot_express():
-    assert _beat_fields("0 9 1 * 1") == ["0", "9", "*", "*", "*"]  # cron ORs the two day fields
-    assert _beat_fields("0 0 L * *") == ["0", "0", "*", "*", "*"]
-    assert _beat_fields("0 9 * * 5-7") == ["0", "9", "*", "*", "*"]
-    assert _beat_fields("@hourly") == ["0", "*", "*", "*", "*"]
-    assert _beat_fields("*/15 8-18 * jan-mar mon-fri") == ["*/15", "8-18", "*", "jan-mar", "mon-fri"]
+def test_schedules_no_task_uses_any_more_are_deleted_when_triggers_change():
+    stale = CrontabSchedule.objects.create(minute="0", hour="9", timezone="Europe/Berlin")
+    workflow = workflow_save(source=definition(poll(every=77)))
+    PeriodicTask.objects.filter(name=f"flowforge:{workflow.id}:poll:0").update(interval=None, crontab=stale)
+    workflow = workflow_save(source=definition(poll(every=78)), workflow=workflow)
+    assert not CrontabSchedule.objects.filter(id=stale.id).exists()
+    workflow_save(source=definition(cron()), workflow=workflow)
+    assert not IntervalSchedule.objects.filter(every=78).exists()
+    assert IntervalSchedule.objects.filter(every=RETRY_SECONDS).exists()
 
 
 # --- firing ----------------------------------------------------------------------------------------------------
@@ -217,7 +219,7 @@ def test_the_database_scheduler_sends_the_fire_task_which_creates_one_run(monkey
     workflow = workflow_save(source=definition(cron("* * * * *", "Europe/Berlin"), name="every-minute"))
     TriggerState.objects.filter(workflow=workflow).update(armed_at=timezone.now() - timedelta(minutes=10))
     PeriodicTask.objects.filter(name=f"flowforge:{workflow.id}:cron:0").update(
-        last_run_at=timezone.now() - timedelta(minutes=2))
+        last_run_at=timezone.now() - timedelta(minutes=2), start_time=timezone.now() - timedelta(minutes=1))
 
     sent: list[dict] = []
     monkeypatch.setattr(tasks.fire_cron, "apply_async",
@@ -239,3 +241,70 @@ def test_the_database_scheduler_sends_the_fire_task_which_creates_one_run(monkey
     instant = datetime.fromisoformat(runs[0].trigger["scheduled_at"])
     assert instant.second == 0 and instant.utcoffset() in (timedelta(hours=1), timedelta(hours=2))
     assert timezone.now() - timedelta(minutes=1, seconds=5) <= instant <= timezone.now() + timedelta(seconds=5)
+
+
+# --- eight days of the beat path on a fake clock -----------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.mark.parametrize(("expression", "zone", "start"), [
+    ("*/15 * * * *", "America/New_York", datetime(2026, 10, 28, tzinfo=UTC)),  # fall-back night 2026-11-01
+    ("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 24, tzinfo=UTC)),  # spring gap 2026-03-29
+    ("0 * * * *", "Australia/Lord_Howe", datetime(2026, 9, 30, tzinfo=UTC)),  # 30-minute gap 2026-10-04
+    ("30 * * * *", "Europe/London", datetime(2026, 3, 26, tzinfo=UTC)),
+    ("0 9 * * 1-1", "Europe/Berlin", datetime(2026, 11, 3, tzinfo=UTC)),
+    ("30-30 1 * * *", "America/New_York", datetime(2026, 10, 28, tzinfo=UTC)),
+])
+@pytest.mark.django_db(transaction=True)
+def test_eight_days_of_beat_create_exactly_the_previews_fires_at_the_previews_instants(
+        monkeypatch, expression, zone, start):
+    """django-celery-beat's real DatabaseScheduler on a fake clock; the worker is cron_fire at the same clock."""
+    from django_celery_beat import models as beat_models, schedulers
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    from automation.celery import app
+    from workflows import tasks
+
+    clock = FakeClock(start)
+    monkeypatch.setattr(beat_models, "now", clock)
+    monkeypatch.setattr(schedulers.ModelEntry, "_default_now", lambda self: clock())
+    monkeypatch.setattr(app, "now", clock)
+    sent: list[tuple[datetime, dict]] = []
+    monkeypatch.setattr(tasks.fire_cron, "apply_async",
+                        lambda args=None, kwargs=None, **options: sent.append((clock(), kwargs)))
+
+    workflow = workflow_save(source=definition(cron(expression, zone)))
+    TriggerState.objects.filter(workflow=workflow).update(armed_at=start)
+    PeriodicTask.objects.filter(name=f"flowforge:{workflow.id}:cron:0").update(
+        start_time=cron_preview(workflow, 0, count=1, after=start)[0])
+    end = start + timedelta(days=8)
+    preview = [t for t in cron_preview(workflow, 0, count=1000, after=start) if t <= end]
+
+    scheduler = DatabaseScheduler(app=app, max_interval=300)
+    wakeups, lateness = 0, []
+    try:
+        while clock.now < end + timedelta(minutes=1):
+            delay = scheduler.tick()
+            wakeups += 1
+            assert wakeups < 20000, (clock.now, delay)
+            while sent:
+                woke, message = sent.pop(0)
+                for run_id in cron_fire(now=woke, **message):  # the worker, at the instant beat sent it
+                    scheduled_at = datetime.fromisoformat(WorkflowRun.objects.get(id=run_id).trigger["scheduled_at"])
+                    lateness.append((woke - scheduled_at).total_seconds())
+            clock.now += timedelta(microseconds=math.ceil(delay * 1e6))  # beat's sleep; never a zero step
+    finally:
+        scheduler.close()
+
+    runs = WorkflowRun.objects.filter(workflow=workflow).order_by("id")
+    created = [t for t in (datetime.fromisoformat(run.trigger["scheduled_at"]) for run in runs) if t <= end]
+    assert [t.isoformat() for t in created] == [t.isoformat() for t in preview]
+    assert lateness and max(lateness) <= 1.0 and min(lateness) >= 0
+    print(f"{expression!r} {zone}: {len(created)} fires, {wakeups} beat ticks, max lateness {max(lateness)} s")
