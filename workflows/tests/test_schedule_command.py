@@ -79,13 +79,15 @@ extra: 1
         parse_config(text)
     assert raised.value.errors == [
         "extra: unknown key",
-        "jobs[1].cron: invalid cron expression '61 * * * *': minute field '61' is not valid (allowed: 0-59)",
-        "jobs[1].timezone: unknown timezone 'Mars/Base'",
+        "jobs[1].cron: invalid cron expression '61 * * * *': minute field '61' is not valid "
+        "(accepted: 0-59; *, a list a,b, a range a-b, a step */n or a-b/n)",
+        "jobs[1].timezone: unknown timezone 'Mars/Base': expected an IANA name such as 'Europe/Berlin' or 'UTC'",
         "jobs[2].name: duplicate job name 'ok' (also jobs[0])",
         "jobs[3].retries: unknown key",
         "jobs[3].name: required",
         "jobs[3].cron: invalid cron expression '* * * *': expected 5 fields "
-        "(minute hour day-of-month month day-of-week), got 4",
+        "(minute hour day-of-month month day-of-week) or one of @yearly, @annually, @monthly, @weekly, @daily, "
+        "@midnight, @hourly, got 4 fields",
         "jobs[3].command: expected a non-empty string",
         "jobs[4]: expected a mapping with name, cron and command",
     ]
@@ -276,8 +278,9 @@ def test_the_command_refuses_a_bad_config_with_one_line_per_error_and_exit_code_
                             text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "jobs[1].cron: invalid cron expression '61 * * * *': minute field '61' is not valid (allowed: 0-59)",
-        "jobs[1].timezone: unknown timezone 'Nowhere/City'",
+        "jobs[1].cron: invalid cron expression '61 * * * *': minute field '61' is not valid "
+        "(accepted: 0-59; *, a list a,b, a range a-b, a step */n or a-b/n)",
+        "jobs[1].timezone: unknown timezone 'Nowhere/City': expected an IANA name such as 'Europe/Berlin' or 'UTC'",
     ]
     assert result.stdout == ""
 
@@ -327,3 +330,12 @@ def _pump(stream, lines: queue.Queue) -> None:
     for line in stream:
         lines.put(line.rstrip("\n"))
     lines.put(None)
+
+
+def test_the_daemon_runs_a_quarter_hourly_job_in_both_occurrences_of_the_new_york_repeated_hour():
+    job = Job(name="q", cron="*/15 * * * *", command="true", timezone="America/New_York")
+    lines, _ = run_scheduler([job], datetime(2026, 11, 1, 4, 50, tzinfo=UTC), max_runs=9)
+    executed = [line.split(" at ", 1)[1] for line in lines if line.startswith("[EXECUTING]")]
+    assert executed == [f"2026-11-01 01:{m:02d}:00 America/New_York (EDT)" for m in (0, 15, 30, 45)] + \
+        [f"2026-11-01 01:{m:02d}:00 America/New_York (EST)" for m in (0, 15, 30, 45)] + \
+        ["2026-11-01 02:00:00 America/New_York (EST)"]
