@@ -127,6 +127,13 @@ class StrictPageSize:
             raise ValidationError({self.page_size_query_param: [f"must be a positive whole number, got {raw[:40]!r}"]})
         return min(int(raw), self.max_page_size)
 
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {**parameter["schema"], "minimum": 1}
+        return parameters
+
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")  # NaN and Infinity, as DRF's STRICT_JSON

@@ -43,8 +43,9 @@ RESPONSES = {
     "415": ("UnsupportedMediaType", "The request body's Content-Type is not one this operation parses"),
     "429": ("TooManyRequests", "Too many requests; retry after the `Retry-After` header's seconds"),
 }
-# Operations whose view answers 409 (workflows/api.py).
-CONFLICTS = {"workflows_update", "workflows_partial_update", "workflows_destroy"}
+# Operations whose view answers 409 (workflows/api.py, runs/api.py).
+CONFLICTS = {"workflows_update", "workflows_partial_update", "workflows_destroy", "runs_retry_create",
+             "runs_rerun_create"}
 # Pagination answers 404 for a page or cursor that does not exist.
 PAGINATION_PARAMETERS = {"page", "cursor"}
 # DRF's CharField refuses "" unless allow_blank=True, which drf-spectacular does not say: these fields do.

@@ -3,7 +3,9 @@ from __future__ import annotations
 import json
 
 import django_filters
+from django import forms
 from django.db import transaction
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -67,6 +69,17 @@ class PlainTextRenderer(BaseRenderer):
         return json.dumps(data).encode(self.charset)
 
 
+class _NoBlankFilters(forms.Form):
+    """`?created_before=` with no value is a client mistake: say so instead of silently not filtering."""
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.fields:
+            if name in self.data and self.data[name] == "":
+                self.add_error(name, "give a value or leave the parameter out")
+        return cleaned
+
+
 class RunFilter(django_filters.FilterSet):
     workflow = django_filters.NumberFilter(field_name="workflow_id", help_text="Workflow id")
     status = django_filters.ChoiceFilter(choices=RunState.choices)
@@ -79,6 +92,7 @@ class RunFilter(django_filters.FilterSet):
     class Meta:
         model = WorkflowRun
         fields = ["workflow", "status", "trigger_kind", "created_after", "created_before"]
+        form = _NoBlankFilters
 
 
 class RunCursorPagination(StrictPageSize, CursorPagination):
@@ -131,7 +145,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         run = self.get_object()
         return self._accepted(lambda: run_retry(run_id=run.id))
 
-    @extend_schema(request=RerunSerializer, responses=ACCEPTED)
+    @extend_schema(request={"application/json": RerunSerializer}, responses=ACCEPTED)
     @action(detail=True, methods=["post"], parser_classes=PAYLOAD_PARSERS)
     def rerun(self, request, pk=None):
         run = self.get_object()
@@ -161,5 +175,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         run = get_object_or_404(self.get_queryset().only("id"), pk=pk)
         task_run = get_object_or_404(TaskRun.objects.only("task_id", "status", "attempt", "logs"), run=run,
                                      task_id=task_id)
+        if request.accepted_renderer.format == PlainTextRenderer.format:
+            # Not through Response: DRF drops the Content-Type of an empty rendering, and empty logs are common.
+            return HttpResponse(task_run.logs, content_type="text/plain; charset=utf-8")
         return Response({"task_id": task_run.task_id, "status": task_run.status, "attempt": task_run.attempt,
                          "logs": task_run.logs})

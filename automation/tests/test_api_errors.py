@@ -124,3 +124,8 @@ def test_retrying_a_run_that_has_not_failed_is_a_409(client, alice):
 def test_a_workflow_definition_nested_past_the_recursion_limit_is_a_400(client):
     deep = '{"definition": ' + "[" * 5000 + "]" * 5000 + "}"
     errors(client.post("/api/workflows/", deep, content_type="application/json"), 400)
+
+
+def test_a_run_filter_given_without_a_value_is_a_400_naming_it(client):
+    found = errors(client.get("/api/runs/", {"created_before": ""}), 400)
+    assert found[0]["path"] == "created_before"
