@@ -77,6 +77,18 @@ def worker_environment(**overrides: str) -> dict[str, str]:
     return env
 
 
+def stop_process_group(process: subprocess.Popen, *, grace: float = 15.0) -> None:
+    """SIGTERM the process group `process` leads; SIGKILL it if it is still there after `grace` seconds."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 class WorkerProcess:
     """One `celery -A automation worker` process group, owned by the test that started it."""
 
@@ -109,10 +121,5 @@ class WorkerProcess:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process_group(self.process)
         self._log.close()

@@ -8,8 +8,6 @@ import hashlib
 import hmac
 import http.client
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from automation.testing import ROOT, free_port, wait_for, worker_environment
+from automation.testing import ROOT, free_port, stop_process_group, wait_for, worker_environment
 from connectors.models import Secret
 from runs.models import WorkflowRun
 from runs.retention_tasks import prune
@@ -77,13 +75,7 @@ class ServerProcess:
             connection.close()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_process_group(self.process)
 
 
 def _serve(command: list[str], port: int):
