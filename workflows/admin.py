@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import json
 
-import yaml
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
@@ -25,7 +24,9 @@ from runs.services import RunError, run_create
 from .admin_graph import dag_svg
 from .definition import InvalidDefinition
 from .models import Workflow, WorkflowVersion
-from .services import definition_validate, spec_for_version, workflow_name_taken, workflow_save
+from .services import (
+    definition_source_text, definition_validate, definition_yaml, spec_for_version, workflow_name_taken, workflow_save,
+)
 
 admin.site.site_header = "Flowforge"
 admin.site.site_title = "Flowforge"
@@ -33,10 +34,6 @@ admin.site.index_title = "Operations"
 
 SCHEDULE_PREFIX = "flowforge:{id}:"
 VERSIONS_SHOWN = 20
-
-
-def definition_yaml(definition: dict) -> str:
-    return yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
 
 
 def status_badge(status: str) -> str:
@@ -75,7 +72,9 @@ class WorkflowAdminForm(forms.ModelForm):
     definition_text = forms.CharField(
         label="Definition",
         widget=forms.Textarea(attrs={"class": "ff-code", "rows": 24, "cols": 100, "spellcheck": "false"}),
-        help_text="YAML or JSON. Validated on save; a changed definition becomes a new version.",
+        help_text="YAML or JSON, kept as written (comments too). Validated on save; a changed definition becomes "
+                  "a new version.",
+        strip=False,  # the text is kept byte for byte, trailing newline included
     )
     based_on_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
     current_user = None  # set by WorkflowAdmin.get_form: a new workflow without an owner becomes theirs
@@ -89,7 +88,8 @@ class WorkflowAdminForm(forms.ModelForm):
         self.fields["name"].required = False
         self.fields["name"].help_text = "Defaults to the definition's name."
         if self.instance.pk:
-            self.fields["definition_text"].initial = definition_yaml(self.instance.definition)
+            self.fields["definition_text"].initial = definition_source_text(
+                definition=self.instance.definition, source=self.instance.source)
             self.fields["based_on_version"].initial = self.instance.version
         else:
             self.fields["enabled"].initial = True
@@ -100,6 +100,8 @@ class WorkflowAdminForm(forms.ModelForm):
         source = cleaned.get("definition_text")
         if source is None:
             return cleaned
+        # Browsers submit a textarea's line breaks as CRLF whatever the text had; the editor showed LF.
+        source = cleaned["definition_text"] = source.replace("\r\n", "\n")
         try:
             data, spec = definition_validate(source)
         except InvalidDefinition as exc:
@@ -224,7 +226,7 @@ class WorkflowAdmin(admin.ModelAdmin):
                 version.created_at.strftime("%Y-%m-%d %H:%M"),
                 f"by {version.created_by}" if version.created_by else "",
                 format_html('<pre class="ff-diff">{}</pre>', _diff_html(diff)) if diff
-                else format_html('<pre class="ff-code-view">{}</pre>', definition_yaml(version.definition)),
+                else format_html('<pre class="ff-code-view">{}</pre>', version_text(version)),
             ))
         return format_html('<ul class="ff-versions">{}</ul>', mark_safe("".join(items)))
 
@@ -233,7 +235,7 @@ class WorkflowAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Workflow, form: WorkflowAdminForm, change: bool) -> None:
         data = form.cleaned_data
         owner = data.get("owner") or (obj.owner if change else request.user)
-        saved = workflow_save(source=form.parsed_definition, name=data["name"], owner=owner, author=request.user,
+        saved = workflow_save(source=data["definition_text"], name=data["name"], owner=owner, author=request.user,
                               workflow=obj if change else None,
                               expected_version=data.get("based_on_version") if change else None,
                               enabled=data.get("enabled"))
@@ -294,10 +296,18 @@ class WorkflowAdmin(admin.ModelAdmin):
                                 status=400 if error else 200)
 
 
+def version_text(version: WorkflowVersion) -> str:
+    return definition_source_text(definition=version.definition, source=version.source)
+
+
 def version_diff(old: WorkflowVersion, new: WorkflowVersion) -> str:
+    """The versions as written; a version without text (saved as an object) is compared as rendered YAML."""
+    old_text, new_text = version_text(old), version_text(new)
+    if bool(old.source) != bool(new.source):
+        old_text, new_text = definition_yaml(old.definition), definition_yaml(new.definition)
     return "".join(difflib.unified_diff(
-        definition_yaml(old.definition).splitlines(keepends=True),
-        definition_yaml(new.definition).splitlines(keepends=True),
+        old_text.splitlines(keepends=True),
+        new_text.splitlines(keepends=True),
         fromfile=f"v{old.version}", tofile=f"v{new.version}",
     )) or "(no change in the definition)\n"
 

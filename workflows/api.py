@@ -47,7 +47,11 @@ class WorkflowSerializer(serializers.ModelSerializer):
         return value
 
     def save_workflow(self, *, author, instance: Workflow | None = None) -> Workflow:
-        """Create (owned by `author`) or update `instance` (its owner kept); InvalidDefinition on a name clash."""
+        """Create (owned by `author`) or update `instance` (its owner kept); InvalidDefinition on a name clash.
+
+        A YAML/JSON string is kept as written beside the parsed definition (workflow_save); an update without a
+        definition keeps the stored one and its text.
+        """
         data = self.validated_data
         return workflow_save(source=data["definition"] if "definition" in data else instance.definition,
                              name=data.get("name"), owner=None if instance else author, author=author,

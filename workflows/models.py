@@ -30,6 +30,9 @@ class Workflow(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="workflows")
     definition = models.JSONField()
+    # The YAML/JSON text the definition was parsed from, comments and layout as written; empty when the definition
+    # arrived as an object (the builder, a dict): it is then shown as YAML rendered from `definition`.
+    source = models.TextField(blank=True, default="", editable=False)
     version = models.PositiveIntegerField(default=1)
     enabled = models.BooleanField(default=True)
     webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
@@ -74,6 +77,8 @@ class WorkflowVersion(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
     definition = models.JSONField()
+    # As Workflow.source; a later edit that changes only comments or layout updates it in place (same definition).
+    source = models.TextField(blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")

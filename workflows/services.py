@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
+import yaml
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
@@ -38,6 +39,40 @@ def definition_validate(source: str | bytes | Mapping) -> tuple[dict, WorkflowSp
     """Parse and validate; returns the definition as a JSON-able dict and its compiled spec."""
     data = parse_source(source)
     return data, compile_definition(data, default_registry())
+
+
+def definition_yaml(definition: Mapping) -> str:
+    """A definition rendered as YAML, for one that arrived as an object and so has no source text."""
+    return yaml.safe_dump(dict(definition), sort_keys=False, allow_unicode=True, default_flow_style=False,
+                          width=100)
+
+
+def definition_source_text(*, definition: Mapping, source: str) -> str:
+    """What an editor shows: the source as written, else the definition rendered as YAML."""
+    return source or definition_yaml(definition)
+
+
+def workflow_export(*, workflow: Workflow) -> str:
+    """YAML (or the JSON text it was written in) that re-imports to this workflow's definition under its name.
+
+    The source as written, comments included, unless the workflow was renamed apart from its definition's
+    `name`: then the rendered definition with the workflow's name, so the import updates this workflow.
+    """
+    if workflow.source and workflow_name_key(str(workflow.definition.get("name", ""))) == workflow.name_key:
+        return workflow.source
+    return definition_yaml({"name": workflow.name, **{k: v for k, v in workflow.definition.items() if k != "name"}})
+
+
+def _source_text(source: str | bytes | Mapping) -> str | None:
+    """The text to keep beside the parsed definition; None for a mapping (no text to keep)."""
+    if isinstance(source, Mapping):
+        return None
+    text = source.decode("utf-8") if isinstance(source, bytes) else source  # parse_source refused non-UTF-8
+    try:
+        check_storable(text)
+    except LimitExceeded as exc:
+        raise InvalidDefinition([Problem("", exc.message)]) from None
+    return text
 
 
 def workflow_name_clean(name: str) -> str:
@@ -77,12 +112,14 @@ def workflow_save(*, source: str | bytes | Mapping, owner: AbstractBaseUser | No
     `owner` owns a new workflow; on an update a user moves the workflow to them and None keeps its owner.
     `author` is recorded on a new version (default: the owner). A name the owner already uses (compared
     after normalising) raises InvalidDefinition at `name`, also when a concurrent save wins the race.
-    A changed definition bumps the version and keeps the old one.
+    A changed definition bumps the version and keeps the old one. Text (YAML/JSON) is kept as written beside the
+    parsed definition; a mapping equal to the stored definition keeps the stored text, a different one drops it.
     """
     definition, spec = definition_validate(source)
+    text = _source_text(source)
     name = workflow_name_clean(name or spec.name)
     if workflow is None:
-        return _create(definition, spec, name=name, owner=owner, enabled=enabled, author=author)
+        return _create(definition, spec, text or "", name=name, owner=owner, enabled=enabled, author=author)
     workflow = Workflow.objects.select_for_update().get(id=workflow.id)
     if expected_version is not None and workflow.version != expected_version:
         raise VersionConflict(workflow.version)
@@ -92,8 +129,14 @@ def workflow_save(*, source: str | bytes | Mapping, owner: AbstractBaseUser | No
     if workflow.definition != definition or workflow.current_version_id is None:
         workflow.version += 1 if workflow.current_version_id else 0
         created_version = WorkflowVersion.objects.create(workflow=workflow, version=workflow.version,
-                                                         definition=definition, created_by=author or workflow.owner)
+                                                         definition=definition, source=text or "",
+                                                         created_by=author or workflow.owner)
         workflow.current_version = created_version
+        workflow.source = text or ""
+    elif text is not None and text != workflow.source:
+        # Only comments or layout changed: same definition, so no new version; the current one shows the new text.
+        WorkflowVersion.objects.filter(id=workflow.current_version_id).update(source=text)
+        workflow.source = text
     workflow.name, workflow.definition = name, definition
     if enabled is not None:
         workflow.enabled = enabled
@@ -104,12 +147,13 @@ def workflow_save(*, source: str | bytes | Mapping, owner: AbstractBaseUser | No
     return workflow
 
 
-def _create(definition: dict, spec: WorkflowSpec, *, name: str, owner, enabled: bool | None, author) -> Workflow:
-    workflow = Workflow(name=name, owner=owner, definition=definition, version=1,
+def _create(definition: dict, spec: WorkflowSpec, source: str, *, name: str, owner, enabled: bool | None,
+            author) -> Workflow:
+    workflow = Workflow(name=name, owner=owner, definition=definition, source=source, version=1,
                         enabled=spec.enabled if enabled is None else enabled)
     _store(workflow)
     workflow.current_version = WorkflowVersion.objects.create(workflow=workflow, version=1, definition=definition,
-                                                              created_by=author or owner)
+                                                              source=source, created_by=author or owner)
     workflow.save(update_fields=["current_version"])
     triggers.sync_triggers(workflow, spec)
     return workflow

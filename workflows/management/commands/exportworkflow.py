@@ -1,18 +1,19 @@
-"""`python manage.py exportworkflow [--owner USERNAME] NAME`: print the workflow's definition as YAML that
-re-imports identically."""
+"""`python manage.py exportworkflow [--owner USERNAME] NAME`: print the workflow's definition as it was written
+(comments and layout kept; YAML rendered from the definition when it arrived as an object), re-importing
+identically."""
 from __future__ import annotations
 
 import sys
 
-import yaml
 from django.core.management.base import BaseCommand, CommandParser
 
 from workflows.management.owners import OwnerNotFound, command_owner
 from workflows.models import Workflow, workflow_name_key
+from workflows.services import workflow_export
 
 
 class Command(BaseCommand):
-    help = "Print a workflow's definition as YAML."
+    help = "Print a workflow's definition as written (YAML or JSON), ready for importworkflow."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
@@ -35,6 +36,4 @@ class Command(BaseCommand):
             self.stderr.write(f"[ERROR] several users have a workflow named '{options['name']}'; "
                               "pass --owner USERNAME")
             sys.exit(2)
-        workflow = found[0]
-        definition = {"name": workflow.name, **{k: v for k, v in workflow.definition.items() if k != "name"}}
-        self.stdout.write(yaml.safe_dump(definition, sort_keys=False, allow_unicode=True), ending="")
+        self.stdout.write(workflow_export(workflow=found[0]), ending="")
