@@ -27,11 +27,49 @@ class Secret(models.Model):
         return self.name
 
 
-class ConnectedAccount(models.Model):
-    """A user's OAuth2 grant at a provider (GitHub); the tokens are encrypted at rest and never displayed.
+class Provider(models.Model):
+    """An OAuth2 provider as data (SPEC §12): where to send the user, where to exchange codes and refresh tokens,
+    and who the connected account is. The client secret is encrypted at rest and write-only everywhere.
 
-    Refreshes replace both tokens (GitHub refresh tokens are single-use), so they happen under a row lock:
-    see `connectors.github.services`.
+    `userinfo_url` answers JSON holding the account's id (`id`, or OpenID Connect's `sub`) and a display login
+    (`login`, `name` or `email`); `userinfo_id_field` / `userinfo_login_field` name other members when a
+    provider spells them differently (Slack's `auth.test`: `user_id` and `user`).
+    """
+
+    name = models.SlugField(max_length=32, unique=True, help_text="Used in URLs and in `connection: <name>`.")
+    title = models.CharField(max_length=100, blank=True, default="", help_text="Shown on the Connections page.")
+    authorize_url = models.URLField(max_length=500)
+    token_url = models.URLField(max_length=500)
+    userinfo_url = models.URLField(max_length=500)
+    scopes = models.JSONField(default=list, blank=True)
+    client_id = models.CharField(max_length=300)
+    client_secret = StrictEncryptedTextField()
+    pkce = models.BooleanField(default=True, help_text="Send an S256 code_challenge (RFC 7636).")
+    extra_authorize_params = models.JSONField(
+        default=dict, blank=True, help_text='Added to the authorize URL, e.g. {"access_type": "offline"}.'
+    )
+    userinfo_id_field = models.CharField(max_length=64, blank=True, default="")
+    userinfo_login_field = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.title or self.name
+
+    @property
+    def display_name(self) -> str:
+        return self.title or self.name
+
+
+class ConnectedAccount(models.Model):
+    """A user's OAuth2 grant at a provider; the tokens are encrypted at rest and never displayed.
+
+    `provider` is the Provider's `name` (a slug, not a foreign key: accounts outlive a provider an operator
+    deletes and re-creates). Refreshes replace both tokens (refresh tokens may be single-use), so they happen
+    under a row lock: see `connectors.oauth2.tokens`.
     """
 
     # Lists and pages defer these, so a row whose tokens no key decrypts still shows (and can be disconnected).

@@ -3,7 +3,8 @@
 Every call sends `Authorization: Bearer <token>`. A 401 refreshes the token once (services.account_refresh,
 serialised per connection) and retries once; a second 401 or a refused refresh marks the connection as needing
 re-authorisation. Rate limits become retryable errors that say when the limit resets, after one in-place wait
-when the reset is close. See transport.py for why this does not go through connectors.net.
+when the reset is close. The refresh is the one token service's (connectors.oauth2.tokens), GitHub being one
+provider; every request goes through connectors.net (transport.py).
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from connectors.base import ActionError
 from connectors.fields import UndecryptableValue
 from connectors.models import ConnectedAccount
 
-from . import oauth, services
-from .transport import TIMEOUT, new_session
+from connectors.oauth2 import tokens
+
+from . import services, transport
 
 # A rate limit that resets sooner than this is waited out in place (once) instead of failing the attempt.
 RATE_LIMIT_MAX_SLEEP = 10.0
@@ -61,13 +63,10 @@ def _send(token: str, method: str, path: str, **kwargs) -> requests.Response:
     url = f"{settings.GITHUB_API_URL}{path}"
     headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
     try:
-        with new_session() as session:
-            return session.request(method, url, headers=headers, timeout=TIMEOUT, allow_redirects=False, **kwargs)
-    except requests.Timeout as exc:
+        return transport.send(method, url, headers=headers, **kwargs)
+    except ActionError as exc:
         note = " (the request may have been carried out)" if method in ("POST", "PATCH") else ""
-        raise ActionError(f"GitHub did not answer {method} {path} in time{note}", retryable=True) from exc
-    except requests.RequestException as exc:
-        raise ActionError(f"GitHub unreachable for {method} {path}: {exc.__class__.__name__}", retryable=True) from exc
+        raise ActionError(f"GitHub unreachable for {method} {path}{note}: {exc}", retryable=exc.retryable) from None
 
 
 def _reauth_error(account: ConnectedAccount, reason: str) -> ActionError:
@@ -88,20 +87,20 @@ def _request(account: ConnectedAccount, method: str, path: str, **kwargs) -> req
     response = _send(token, method, path, **kwargs)
 
     if response.status_code == 401:
+        grant = tokens.AccessGrant(account.id, account.provider, account.login, token)
         try:
-            refreshed = services.account_refresh(account_id=account.id, stale_access_token=token)
-        except services.ReauthRequired as exc:
+            token = tokens.refresh_after_401(grant).access_token
+        except tokens.ReauthRequired as exc:
             account.refresh_from_db()
-            raise _reauth_error(account, str(exc)) from None
-        except oauth.GitHubUnavailable as exc:
-            raise ActionError(f"GitHub rejected the token and refreshing it failed for now: {exc}",
+            raise _reauth_error(account, exc.reason) from None
+        except tokens.ProviderUnavailable as exc:
+            raise ActionError(f"GitHub rejected the token and refreshing it failed for now: {exc.reason}",
                               retryable=True) from None
-        except UndecryptableValue:
-            raise ActionError(services.undecryptable_message(account.login), retryable=False) from None
-        except ConnectedAccount.DoesNotExist:
+        except tokens.ConnectionNotFound:
             raise ActionError(f"GitHub connection '{account.login}' was disconnected", retryable=False) from None
+        except tokens.TokensUndecryptable:
+            raise ActionError(services.undecryptable_message(account.login), retryable=False) from None
         account.refresh_from_db()
-        token = refreshed.access_token
         response = _send(token, method, path, **kwargs)
         if response.status_code == 401:
             reason = "GitHub rejected the freshly refreshed token (401)"

@@ -1,25 +1,25 @@
-"""The HTTP session for GitHub calls.
-
-Why not `connectors.net` (the SSRF-guarded path every user-directed request takes): these requests only ever go
-to `GITHUB_API_URL` / `GITHUB_OAUTH_URL`, operator settings rather than workflow input, and a GitHub Enterprise
-server (or the test suite's fake on 127.0.0.1) legitimately sits on a private address the guard refuses. What
-stays the same: explicit timeouts on every request and no redirects followed with the Authorization header.
-"""
+"""GitHub HTTP calls go through `connectors.net.safe_request`, the one outbound path with its private-address
+guard. GITHUB_API_URL / GITHUB_OAUTH_URL are operator settings; a GitHub Enterprise server on a private address
+is reached by listing its network in AUTOMATION_HTTP_ALLOWED_NETWORKS (the test suite lists 127.0.0.1)."""
 from __future__ import annotations
 
+from typing import Any
+
 import requests
+from django.conf import settings
 
-CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 30.0
-TIMEOUT = (CONNECT_TIMEOUT, READ_TIMEOUT)
+from connectors.net import safe_request
+
+TIMEOUT = 30.0
 USER_AGENT = "Flowforge"
+HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
 
-def new_session() -> requests.Session:
-    # One session per logical call: requests.Session is not documented as thread-safe, and workers run actions
-    # in threads.
-    session = requests.Session()
-    session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/vnd.github+json",
-                            "X-GitHub-Api-Version": "2022-11-28"})
-    session.max_redirects = 0
-    return session
+def send(method: str, url: str, *, headers: dict | None = None, **kwargs: Any) -> requests.Response:
+    """One GitHub request, redirects not followed (an Authorization header never travels on); raises the
+    ActionError subclasses of connectors.net."""
+    return safe_request(
+        method, url, headers={**HEADERS, **(headers or {})}, timeout=TIMEOUT, max_redirects=0,
+        allow_private=settings.AUTOMATION_HTTP_ALLOW_PRIVATE,
+        allowed_networks=settings.AUTOMATION_HTTP_ALLOWED_NETWORKS, **kwargs,
+    )

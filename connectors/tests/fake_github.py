@@ -7,6 +7,7 @@ of that user, and rate limits answer 403 with the X-RateLimit-* headers (or 429 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import itertools
 import json
 import secrets
@@ -267,6 +268,8 @@ def fake_github(settings):
     settings.GITHUB_API_URL = gh.url
     settings.GITHUB_CLIENT_ID = CLIENT_ID
     settings.GITHUB_CLIENT_SECRET = CLIENT_SECRET
+    # Every GitHub call goes through connectors.net's guard; the fake lives on the loopback.
+    settings.AUTOMATION_HTTP_ALLOWED_NETWORKS = (ipaddress.ip_network("127.0.0.1/32"),)
     yield gh
     server.shutdown()
     server.server_close()
