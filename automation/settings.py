@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "social_django",
     "workflows",
@@ -229,6 +230,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Workflow automation: definitions, runs, actions and connections.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc come from the drf-spectacular-sidecar app's static files, so /api/docs/ works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "runs.models.RunState", "TaskStatusEnum": "runs.models.TaskState"},
     # The default enum hook, then the error answers (400/401/403/404/409/413/415/429) every operation can give.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "automation.schema.document_errors"],

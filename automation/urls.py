@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from automation import health
+from automation.api_docs import RedocView, SchemaView
 from connectors.api import ActionListView, SecretDetailView, SecretListView
 from runs.api import RunViewSet
 from workflows.api import WorkflowViewSet
@@ -19,8 +20,10 @@ urlpatterns = [
     path("metrics", health.metrics, name="metrics"),
     path("api/actions/", ActionListView.as_view(), name="actions"),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    # Swagger UI and ReDoc are served from this server's static files (drf-spectacular-sidecar): no CDN.
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", RedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/connections/", include("connectors.github.api")),
     path("api/secrets/", SecretListView.as_view(), name="secrets"),
     path("api/secrets/<str:name>/", SecretDetailView.as_view(), name="secret-detail"),
