@@ -1,6 +1,9 @@
 """Fixtures shared by every app's tests."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import redis
 from django.conf import settings
@@ -46,3 +49,15 @@ def start_worker(broker, tmp_path, django_db_blocker):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture(scope="session")
+def screenshots_dir(tmp_path_factory) -> Path:
+    """Where browser tests save their screenshots: a temporary folder unless SCREENSHOTS_DIR names one.
+
+    Only `SCREENSHOTS_DIR=docs/screenshots bin/test -m browser` refreshes the committed pictures (README).
+    """
+    chosen = os.environ.get("SCREENSHOTS_DIR")
+    folder = Path(__file__).resolve().parent / chosen if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -11,7 +10,6 @@ from workflows.models import Workflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PIPELINE_EDGES = {("task_A", "task_B"), ("task_A", "task_D"), ("task_B", "task_C"), ("task_C", "task_E"),
                   ("task_D", "task_E")}
 COMMANDS = {"task_A": "echo 'Fetching data'", "task_B": "echo 'Cleaning data'",
@@ -87,7 +85,8 @@ def saved_edges(definition: dict) -> set[tuple[str, str]]:
     return {(dep, task_id) for task_id, task in definition["tasks"].items() for dep in task.get("depends_on", [])}
 
 
-def test_a_pipeline_built_by_hand_saves_reloads_refuses_a_cycle_and_runs_green(page, live_server, start_worker):
+def test_a_pipeline_built_by_hand_saves_reloads_refuses_a_cycle_and_runs_green(page, live_server, start_worker,
+                                                                              screenshots_dir):
     start_worker("w1", concurrency=2)
     page.goto("/builder/")
     expect(page.get_by_test_id("action-shell.run")).to_be_visible()
@@ -158,7 +157,7 @@ def test_a_pipeline_built_by_hand_saves_reloads_refuses_a_cycle_and_runs_green(p
     expect(page.get_by_test_id("cycle-error")).to_contain_text("cycle")
     expect(page.locator(".react-flow__edge")).to_have_count(len(all_edges))
     expect(page.get_by_test_id("save-state")).to_have_attribute("data-dirty", "false")
-    page.screenshot(path=str(SCREENSHOTS / "builder-cycle.png"))
+    page.screenshot(path=str(screenshots_dir / "builder-cycle.png"))
 
     # Run on the real worker: every node turns green.
     page.get_by_test_id("cycle-error").get_by_role("button", name="Dismiss").click()
@@ -168,7 +167,7 @@ def test_a_pipeline_built_by_hand_saves_reloads_refuses_a_cycle_and_runs_green(p
         expect(node(page, task_id)).to_have_attribute("data-status", "succeeded")
     node(page, "check_health").click()
     expect(page.get_by_test_id("task-run")).to_have_attribute("data-status", "succeeded")
-    page.screenshot(path=str(SCREENSHOTS / "builder.png"))
+    page.screenshot(path=str(screenshots_dir / "builder.png"))
     assert page.js_errors == []
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -16,7 +15,6 @@ from runs.tests.operator_fixtures import PIPELINE
 from workflows.services import workflow_save
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
@@ -55,7 +53,7 @@ def play_worker(run: WorkflowRun, statuses: dict[str, str], run_status: str) -> 
         status=run_status, started_at=now - timedelta(seconds=6), finished_at=now if run_status == "succeeded" else None)
 
 
-def test_an_operator_runs_a_workflow_and_watches_it_succeed(live_server, browser_page):
+def test_an_operator_runs_a_workflow_and_watches_it_succeed(live_server, browser_page, screenshots_dir):
     from playwright.sync_api import expect
 
     User.objects.create_user("operator", password="pw-operator", is_staff=True, is_superuser=True)
@@ -71,8 +69,7 @@ def test_an_operator_runs_a_workflow_and_watches_it_succeed(live_server, browser
     expect(graph).to_be_visible()
     expect(graph.locator("g.ff-node")).to_have_count(4)
     expect(page.locator("#ff-webhook-url")).to_contain_text(f"{live_server.url}/hooks/")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "workflow-page.png"), full_page=True)
+    page.screenshot(path=str(screenshots_dir / "workflow-page.png"), full_page=True)
 
     page.click("a.ff-run-now")
     page.fill("#id_payload", '{"user_id": 7}')
@@ -99,4 +96,4 @@ def test_an_operator_runs_a_workflow_and_watches_it_succeed(live_server, browser
 
     page.locator('[data-task="task_E"] summary', has_text="Logs").click()
     expect(page.locator('[data-task="task_E"] pre.ff-log')).to_contain_text("[task_E] hello from the worker")
-    page.screenshot(path=str(SCREENSHOTS / "run-page.png"), full_page=True)
+    page.screenshot(path=str(screenshots_dir / "run-page.png"), full_page=True)
