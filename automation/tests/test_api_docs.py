@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 import yaml
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from automation.supervisor import stack_commands
@@ -138,3 +139,24 @@ def test_swagger_ui_and_redoc_list_the_operations_with_only_127_0_0_1_reachable(
             browser.close()
 
     assert refused == [] and errors == []
+
+
+# --- the README's token walkthrough --------------------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_the_readme_token_walkthrough_gets_a_token_lists_workflows_and_stores_a_secret(live_server):
+    get_user_model().objects.create_user("alice", password="pw-alice-1234")
+    api = f"{live_server.url}/api"
+
+    token = requests.post(f"{api}/auth/token/", json={"username": "alice", "password": "pw-alice-1234"},
+                          timeout=10).json()["token"]
+    auth = {"Authorization": f"Token {token}"}
+    assert requests.get(f"{api}/workflows/", headers=auth, timeout=10).json()["count"] == 0
+    stored = requests.post(f"{api}/secrets/", json={"name": "SLACK_URL", "value": "https://example.invalid/x"},
+                           headers=auth, timeout=10)
+    assert stored.status_code == 201
+    assert [s["name"] for s in requests.get(f"{api}/secrets/", headers=auth, timeout=10).json()] == ["SLACK_URL"]
+
+    for headers in ({}, {"Authorization": "Token not-a-token"}):
+        refused = requests.get(f"{api}/workflows/", headers=headers, timeout=10)
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Token"
