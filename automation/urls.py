@@ -6,13 +6,14 @@ from rest_framework.routers import DefaultRouter
 
 from automation import health
 from automation.api_docs import RedocView, SchemaView
-from connectors.api import ActionListView, SecretDetailView, SecretListView
+from connectors.api import ActionListView, ProviderViewSet, SecretDetailView, SecretListView
 from runs.api import RunViewSet
 from workflows.api import WorkflowViewSet
 
 router = DefaultRouter()
 router.register("workflows", WorkflowViewSet, basename="workflow")
 router.register("runs", RunViewSet, basename="run")
+router.register("providers", ProviderViewSet, basename="provider")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -24,7 +25,7 @@ urlpatterns = [
     # Swagger UI and ReDoc are served from this server's static files (drf-spectacular-sidecar): no CDN.
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", RedocView.as_view(url_name="schema"), name="api-redoc"),
-    path("api/connections/", include("connectors.github.api")),
+    path("api/connections/", include("connectors.oauth2.api")),
     path("api/secrets/", SecretListView.as_view(), name="secrets"),
     path("api/secrets/<str:name>/", SecretDetailView.as_view(), name="secret-detail"),
     path("api/", include(router.urls)),
@@ -32,7 +33,7 @@ urlpatterns = [
     path("builder/", include("builder_ui.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("oauth/", include("social_django.urls", namespace="social")),
-    path("connections/", include("connectors.github.views")),
+    path("connections/", include("connectors.oauth2.views")),
 ]
 
 handler404 = "automation.api.not_found"

@@ -1,12 +1,14 @@
 """Secrets in the admin, per owner (SPEC §11): superusers see every secret with its owner and may assign one;
 other staff see and edit only their own, and a secret they add is theirs. The value is write-only: it is never
-rendered back (nor decrypted for a page); a blank field keeps the old one."""
+rendered back (nor decrypted for a page); a blank field keeps the old one. OAuth2 providers likewise keep their
+client secret write-only, and can start from a preset (Google, Slack, Microsoft, GitHub)."""
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
 
-from .models import Secret
+from .models import Provider, Secret
+from .oauth2.providers import PRESETS
 from .secrets import secret_name_problem, secret_value_problem
 
 
@@ -99,3 +101,74 @@ class SecretAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return super().has_delete_permission(request, obj) and self._owns(request, obj)
+
+
+class ProviderForm(forms.ModelForm):
+    """A provider; the client secret is write-only (never rendered back; blank keeps it) and a preset fills in
+    the endpoints, scopes and options left blank."""
+
+    preset = forms.ChoiceField(
+        required=False, choices=[("", "—"), *((key, value["title"]) for key, value in sorted(PRESETS.items()))],
+        help_text="Fill in the endpoints and usual scopes of a known provider (fields you typed win).",
+    )
+    new_client_secret = forms.CharField(
+        label="Client secret", required=False, strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "size": 60}),
+        help_text="Write-only. Leave blank to keep the current secret.",
+    )
+    FILLED_BY_PRESET = ("title", "authorize_url", "token_url", "userinfo_url", "scopes", "extra_authorize_params",
+                        "userinfo_id_field", "userinfo_login_field")
+    REQUIRED = ("authorize_url", "token_url", "userinfo_url")
+
+    class Meta:
+        model = Provider
+        fields = ["name", "title", "preset", "authorize_url", "token_url", "userinfo_url", "scopes", "client_id",
+                  "pkce", "extra_authorize_params", "userinfo_id_field", "userinfo_login_field"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.REQUIRED:
+            self.fields[name].required = False  # a preset may provide them; checked in clean()
+
+    def clean(self):
+        cleaned = super().clean()
+        preset = PRESETS.get(cleaned.get("preset") or "")
+        if preset:
+            for name in self.FILLED_BY_PRESET:
+                if name in preset and cleaned.get(name) in (None, "", [], {}):
+                    cleaned[name] = preset[name]
+            if not self.instance.pk:
+                cleaned["pkce"] = preset.get("pkce", cleaned.get("pkce"))
+        for name in self.REQUIRED:
+            if not cleaned.get(name) and name not in self.errors:
+                self.add_error(name, "Required (or choose a preset).")
+        if not self.instance.pk and not cleaned.get("new_client_secret"):
+            self.add_error("new_client_secret", "A new provider needs its client secret.")
+        return cleaned
+
+    def _post_clean(self):
+        # The preset's values were put into cleaned_data; copy them onto the instance like the form's own fields.
+        super()._post_clean()
+        for name in self.FILLED_BY_PRESET + ("pkce",):
+            if name in self.cleaned_data:
+                setattr(self.instance, name, self.cleaned_data[name])
+
+    def save(self, commit: bool = True):
+        provider = super().save(commit=False)
+        if self.cleaned_data.get("new_client_secret"):
+            provider.client_secret = self.cleaned_data["new_client_secret"]
+        if commit:
+            provider.save()
+        return provider
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
+    list_display = ("name", "title", "authorize_url", "pkce", "updated_at")
+    search_fields = ("name", "title")
+    fields = ("name", "title", "preset", "authorize_url", "token_url", "userinfo_url", "scopes", "client_id",
+              "new_client_secret", "pkce", "extra_authorize_params", "userinfo_id_field", "userinfo_login_field")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("client_secret")  # never decrypted for a page

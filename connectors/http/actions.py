@@ -1,4 +1,9 @@
-"""http.request: one HTTP call, through the outbound guard of connectors.net."""
+"""http.request: one HTTP call, through the outbound guard of connectors.net; with `connection`, authorised as
+one of the workflow owner's connected accounts through the token service (connectors.oauth2.tokens).
+
+Importable without Django set up (the definition validator reads the schema); the token service, which needs
+the database, is imported when a request names a connection.
+"""
 from __future__ import annotations
 
 import json
@@ -70,6 +75,14 @@ class HttpRequest(Action):
                 "default": 30,
                 "description": "Seconds for the whole exchange, redirects included (capped by the task timeout)",
             },
+            "connection": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 140,
+                "description": "A connected account of the workflow's owner, as '<provider>' or "
+                               "'<provider>:<login>': sent as Authorization: Bearer <token>; a 401 refreshes "
+                               "the token once and retries once",
+            },
             "expected_status": {
                 "oneOf": [_STATUS, {"type": "array", "items": _STATUS, "minItems": 1}],
                 "description": "Status code(s) that count as success; default: any 2xx",
@@ -108,12 +121,20 @@ class HttpRequest(Action):
         elif "body" in inputs:
             kwargs["data"] = inputs["body"].encode()
 
-        started = time.monotonic()
-        try:
-            response = safe_request(
-                method, url, headers=headers, allow_private=context.config.http_allow_private, timeout=timeout,
+        connection = inputs.get("connection")
+        if connection and any(k.lower() == "authorization" for k in headers):
+            raise ActionError("give either connection or an Authorization header, not both", retryable=False)
+
+        def send(access_token: str | None = None):
+            sent = {**headers, "Authorization": f"Bearer {access_token}"} if access_token else headers
+            return safe_request(
+                method, url, headers=sent, allow_private=context.config.http_allow_private, timeout=timeout,
                 allowed_networks=context.config.http_allowed_networks, **kwargs,
             )
+
+        started = time.monotonic()
+        try:
+            response = self._send_as(connection, send, context) if connection else send()
         except ActionError as exc:
             context.log(f"{method} {shown} -> failed: {exc} ({(time.monotonic() - started) * 1000:.0f} ms)")
             raise
@@ -154,3 +175,16 @@ class HttpRequest(Action):
                 output=output,
             )
         return output
+
+    @staticmethod
+    def _send_as(connection: str, send, context: ActionContext):
+        """The tokens.authorized_request dance, with log lines: a 401 refreshes once and retries once."""
+        from connectors.oauth2 import tokens
+
+        grant = tokens.bearer_for(context.owner_id, connection)
+        context.log(f"using connection '{grant.connection}'")
+        response = send(grant.access_token)
+        if response.status_code != 401:
+            return response
+        context.log(f"connection '{grant.connection}': the token was rejected (401); refreshing it and retrying once")
+        return send(tokens.refresh_after_401(grant).access_token)

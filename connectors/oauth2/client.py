@@ -1,7 +1,7 @@
 """The OAuth2 protocol (RFC 6749 authorization-code and refresh grants, RFC 7636 PKCE) for any Provider row.
 
-The RFC work (authorize URL, token request bodies, parsing token answers and OAuth errors, PKCE verifier and
-S256 challenge) is oauthlib's; the bytes travel through `connectors.net.safe_request`, the one outbound path
+The RFC work (token request bodies, parsing token answers and OAuth errors, PKCE verifier and S256 challenge,
+URI encoding) is oauthlib's; the bytes travel through `connectors.net.safe_request`, the one outbound path
 with its private-address guard. requests-oauthlib's OAuth2Session is not used because it would open its own
 connections around that guard.
 """
@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from oauthlib.common import add_params_to_uri
 from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
+from oauthlib.oauth2.rfc6749.utils import list_to_scope
 
 from connectors.base import ActionError
 from connectors.models import Provider
@@ -49,13 +51,17 @@ def pkce_pair() -> tuple[str, str]:
 
 
 def authorization_url(provider: Provider, *, redirect_uri: str, state: str, code_challenge: str | None) -> str:
-    extra = {str(k): str(v) for k, v in (provider.extra_authorize_params or {}).items()}
+    """The authorize URL of RFC 6749 §4.1.1 (+ RFC 7636 §4.3). Built with oauthlib's URI helper rather than
+    prepare_request_uri, which refuses http:// outright; which endpoints are acceptable is the operator's
+    choice (and connectors.net's policy for the calls this process makes)."""
+    params = [("response_type", "code"), ("client_id", provider.client_id), ("redirect_uri", redirect_uri)]
+    if provider.scopes:
+        params.append(("scope", list_to_scope(list(provider.scopes))))
+    params.append(("state", state))
     if code_challenge:
-        extra.update(code_challenge=code_challenge, code_challenge_method="S256")
-    return _client(provider).prepare_request_uri(
-        provider.authorize_url, redirect_uri=redirect_uri, scope=list(provider.scopes or []) or None,
-        state=state, **extra,
-    )
+        params += [("code_challenge", code_challenge), ("code_challenge_method", "S256")]
+    params += [(str(k), str(v)) for k, v in (provider.extra_authorize_params or {}).items()]
+    return add_params_to_uri(provider.authorize_url, params)
 
 
 def _post_token(provider: Provider, body: str, what: str) -> dict:

@@ -1,19 +1,20 @@
-"""`GET /api/connections/` (the current user's connected accounts, never their tokens) and disconnect."""
+"""`GET /api/connections/` (the caller's connected accounts, never their tokens) and disconnect."""
+from __future__ import annotations
+
 from django.shortcuts import get_object_or_404
 from django.urls import path
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from connectors.models import ConnectedAccount
 
-from . import services
-
-CONNECT_URL = "/oauth/login/github/"  # POST (with the CSRF token) starts the connect flow
+from . import tokens
 
 
 class ConnectedAccountSerializer(serializers.ModelSerializer):
-    connect_url = serializers.SerializerMethodField()
+    connect_url = serializers.SerializerMethodField(help_text="POST here (with the CSRF token) to reconnect")
 
     class Meta:
         model = ConnectedAccount
@@ -21,21 +22,24 @@ class ConnectedAccountSerializer(serializers.ModelSerializer):
                   "updated_at", "connect_url"]
         read_only_fields = fields
 
-    def get_connect_url(self, obj) -> str:
-        return CONNECT_URL
+    def get_connect_url(self, obj: ConnectedAccount) -> str:
+        return f"/connections/{obj.provider}/connect/"
 
 
 class ConnectionListView(APIView):
+    @extend_schema(responses={200: ConnectedAccountSerializer(many=True)})
     def get(self, request):
         accounts = ConnectedAccount.objects.filter(user=request.user).defer(*ConnectedAccount.TOKEN_FIELDS)
         return Response(ConnectedAccountSerializer(accounts, many=True).data)
 
 
 class ConnectionDisconnectView(APIView):
+    @extend_schema(request=None, responses={200: inline_serializer("Disconnected", fields={
+        "disconnected": serializers.BooleanField(), "revoked": serializers.BooleanField()})})
     def post(self, request, pk: int):
         accounts = ConnectedAccount.objects.defer(*ConnectedAccount.TOKEN_FIELDS)
         account = get_object_or_404(accounts, pk=pk, user=request.user)
-        revoked = services.account_disconnect(account=account)
+        revoked = tokens.account_disconnect(account=account)
         return Response({"disconnected": True, "revoked": revoked}, status=status.HTTP_200_OK)
 
 
