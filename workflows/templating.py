@@ -1,8 +1,15 @@
 """`{{ ... }}` data mapping: Jinja2 in an immutable sandbox with strict undefined. No Django import.
 
 - A string that is exactly one expression keeps the expression's native type; anything else renders to text.
+  Otherwise the syntax and the results are plain Jinja2's (whitespace control included), except where
+  `tests/test_templating_jinja_parity.py` lists a deliberate difference.
 - Values are resolved recursively through dicts and lists.
-- A missing value fails with the expression's path: `steps.fetch_user.output.nme is undefined`.
+- A missing value fails with the expression's path, below list indexes too (`steps.a.output.rows[0].nme is
+  undefined`), wherever it hides: inside a list or dict the template builds, or an item of `map(attribute=...)`.
+- A data key shadows a dict method only when the key exists; otherwise `.get()`, `.items()`, `.keys()` and
+  `.values()` work as in Jinja2. A method, function or generator is not a value: rendering one fails.
+- A native result that is not JSON data fails naming the expression.
+- In shell commands each `{{ }}` is escaped for where it lands (workflows/shellquote.py).
 - Bounded (SPEC §11): no value a template builds, and no rendered value, passes MAX_RENDERED_BYTES; the
   filters, methods and operators that can amplify their input are checked *before* they run, so the worker never
   holds the huge value. A deadline (the task's timeout) is checked cooperatively in every call, lookup,
@@ -15,28 +22,45 @@ import contextvars
 import functools
 import operator
 import re
-import shlex
+import secrets
 import string
 import time
+import types
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
-from jinja2.compiler import CodeGenerator
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from .limits import MAX_RENDERED_BYTES, json_size
+from .limits import MAX_RENDERED_BYTES, LimitExceeded, check_storable, json_size
+from .shellquote import ShellQuoteError, assemble
 
-_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
 _LIMIT_TEXT = f"{MAX_RENDERED_BYTES:,} bytes"
+_SNIPPET_LENGTH = 100
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("template_deadline", default=None)
+# The values of one shell command's `{{ }}`s, in order; the rendered text holds a numbered token for each.
+_shell_values: contextvars.ContextVar[tuple[str, list[str]] | None] = contextvars.ContextVar(
+    "template_shell_values", default=None)
 
 
 class TemplateRenderError(Exception):
     """A template could not be rendered (syntax, missing value, sandbox violation, size limit, deadline)."""
+
+
+class _NotAValue(TemplateError):
+    """The template rendered something that is not data: a method, a function, a generator."""
+
+
+class _StrictUndefined(StrictUndefined):
+    """Also refuses `repr`, so an undefined value inside a list or dict cannot be printed as `Undefined`."""
+
+    __slots__ = ()
+    __repr__ = StrictUndefined._fail_with_undefined_error
 
 
 class _TooLarge(SecurityError):
@@ -70,6 +94,8 @@ def _size(value: Any) -> int:
     """Characters `value` takes as text; containers by their JSON size, counted without building it."""
     if isinstance(value, str):
         return len(value)
+    if isinstance(value, _TrackedList):
+        value = list(list.__iter__(value))  # measured without tracking every item
     if isinstance(value, (list, tuple, dict, set, frozenset)):
         return json_size(list(value) if isinstance(value, (set, frozenset)) else value,
                          stop_after=MAX_RENDERED_BYTES)
@@ -268,14 +294,109 @@ class _CodeGenerator(CodeGenerator):
         super().visit_For(node, frame)
 
 
+class _ShellCodeGenerator(_CodeGenerator):
+    """Every `{{ }}` written into the command becomes a token for its value (escaped once the command's text is
+    known); inside `{% set %}` blocks and macros values stay raw, since their result is one value again."""
+
+    def _output_child_to_const(self, node: nodes.Expr, frame: Frame, finalize: Any) -> str:
+        if not isinstance(node, nodes.TemplateData):
+            raise nodes.Impossible()  # a constant `{{ 'a b' }}` is a value too, not command text
+        return super()._output_child_to_const(node, frame, finalize)
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        self.write("str(environment.finalize(" if frame.buffer is not None else "str(environment.shell_token(")
+
+    def start_write(self, frame: Frame, node: nodes.Node | None = None) -> None:
+        if frame.buffer is None:  # a filter block, call block or recursive loop would write values as command text
+            self.fail("`{% filter %}`, `{% call %}` and recursive loops cannot write into a shell command; "
+                      "capture them with `{% set name %}...{% endset %}` and use `{{ name }}`",
+                      node.lineno if node is not None else None)
+        super().start_write(frame, node)
+
+
 class _Tracked(dict):
     """A dict that knows its path in the context, so a missing key can be named in full."""
 
-    __slots__ = ("path",)
+    __slots__ = ("_path",)
 
     def __init__(self, data: Mapping, path: str):
         super().__init__(data)
-        self.path = path
+        self._path = path
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return _track(dict.__getitem__(self, key), _join(self._path, key)) if key in self else default
+
+
+class _TrackedList(list):
+    """A list that knows its path; its items (by index or in a loop or filter) know theirs."""
+
+    __slots__ = ("_path",)
+
+    def __init__(self, data: list, path: str):
+        super().__init__(data)
+        self._path = path
+
+    def __iter__(self) -> Iterator[Any]:
+        for index, item in enumerate(list.__iter__(self)):
+            yield _track(item, f"{self._path}[{index}]")
+
+
+def _join(path: str, key: Any) -> str:
+    if isinstance(key, str):
+        return f"{path}.{key}"
+    return f"{path}[{key}]" if isinstance(key, int) else f"{path}[{key!r}]"
+
+
+def _track(value: Any, path: str) -> Any:
+    if type(value) is dict:
+        return _Tracked(value, path)
+    if type(value) is list:
+        return _TrackedList(value, path)
+    return value
+
+
+def _untrack(value: Any) -> Any:
+    """A native result as plain data: tracked containers hold raw data, so a shallow copy is enough for them."""
+    if isinstance(value, Markup):
+        return str(value)
+    if isinstance(value, _Tracked):
+        return dict(value)
+    if isinstance(value, _TrackedList):
+        return list(list.__iter__(value))
+    if isinstance(value, dict):
+        return {k: _untrack(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_untrack(v) for v in value]
+    return value
+
+
+def _not_a_value(value: Any) -> str | None:
+    if isinstance(value, (types.GeneratorType, Iterator)):
+        return "is a generator, not a value: add `|list`"
+    if callable(value):
+        name = getattr(value, "__name__", type(value).__name__)
+        kind = "method" if getattr(value, "__self__", None) is not None else "function"
+        return f"`{name}` is a {kind}, not a value: call it, `{name}()`"
+    return None
+
+
+def _reject_non_values(value: Any) -> None:
+    """Fail on an undefined value, a method, a function or a generator anywhere inside `value`."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (str, int, float, _Tracked, _TrackedList)) or node is None:
+            continue  # scalars, and tracked containers, which hold the context's data as it was given
+        if isinstance(node, Undefined):
+            node._fail_with_undefined_error()
+        if isinstance(node, dict):
+            stack.extend(reversed(node.values()))  # reversed: the first problem is the one reported
+        elif isinstance(node, (list, tuple)):
+            stack.extend(reversed(node))
+        else:
+            problem = _not_a_value(node)
+            if problem:
+                raise _NotAValue(problem)
 
 
 class _Environment(ImmutableSandboxedEnvironment):
@@ -293,6 +414,7 @@ class _Environment(ImmutableSandboxedEnvironment):
         for piece in pieces:
             _check_deadline()
             if not isinstance(piece, str):
+                _reject_non_values(piece)
                 _bound(_size(piece), "the template")
                 piece = str(piece)
             total += len(piece)
@@ -338,58 +460,75 @@ class _Environment(ImmutableSandboxedEnvironment):
             return operator.mod(left, right)
         return super().call_binop(context, operator_name, left, right)
 
-    def _lookup(self, obj, key, default_lookup):
-        _check_deadline()
-        if isinstance(obj, _Tracked):
-            path = f"{obj.path}.{key}" if isinstance(key, str) else f"{obj.path}[{key!r}]"
-            if key not in obj:
-                return self.undefined(hint=f"{path} is undefined")
+    def _tracked_lookup(self, obj: _Tracked | _TrackedList, key: Any, default_lookup: Callable) -> Any:
+        path = _join(obj._path, key)
+        if isinstance(obj, _Tracked) and isinstance(key, (str, int, float, bool)) and key in obj:
             return _track(dict.__getitem__(obj, key), path)
+        if isinstance(obj, _TrackedList) and isinstance(key, int):
+            try:
+                return _track(list.__getitem__(obj, key), path)
+            except IndexError:
+                return self.undefined(hint=f"{path} is undefined")
+        methods_of = dict if isinstance(obj, _Tracked) else list
+        if isinstance(key, str) and not key.startswith("_") and not hasattr(methods_of, key):
+            return self.undefined(hint=f"{path} is undefined")  # neither data nor a dict/list method
+        value = default_lookup(obj, key)  # a method (`items`, `index`), or a slice of a list
+        return self.undefined(hint=f"{path} is undefined") if isinstance(value, Undefined) else value
+
+    def _lookup(self, obj, key, default_lookup, *, attribute: bool):
+        _check_deadline()
+        if isinstance(obj, (_Tracked, _TrackedList)):
+            return self._tracked_lookup(obj, key, default_lookup)
         if isinstance(obj, Mapping) and hasattr(obj, "path") and isinstance(key, str):
             try:
                 return obj[key]
             except KeyError:
                 return self.undefined(hint=f"{obj.path}.{key} is undefined")
+        if attribute and isinstance(obj, dict) and isinstance(key, str) and key in obj:
+            return obj[key]  # a key shadows a method of the same name (Jinja2 would give the method)
         return default_lookup(obj, key)
 
     def getattr(self, obj, attribute):
-        return self._lookup(obj, attribute, super().getattr)
+        return self._lookup(obj, attribute, super().getattr, attribute=True)
 
     def getitem(self, obj, argument):
-        return self._lookup(obj, argument, super().getitem)
+        return self._lookup(obj, argument, super().getitem, attribute=False)
 
 
-def _track(value: Any, path: str) -> Any:
-    if isinstance(value, dict) and not isinstance(value, _Tracked):
-        return _Tracked(value, path)
-    return value
+class _ShellEnvironment(_Environment):
+    code_generator_class = _ShellCodeGenerator
+
+    def shell_token(self, value: Any) -> str:
+        """A `{{ }}` of a shell command: its text is kept aside and a token stands in the command for it."""
+        nonce, values = _shell_values.get()
+        values.append(_expand_tokens(str(self.finalize(value))))
+        return f"\x00{nonce}.{len(values) - 1}\x00"
 
 
-def _untrack(value: Any) -> Any:
-    if isinstance(value, Markup):
-        return str(value)
-    if isinstance(value, _Tracked):
-        return {k: _untrack(v) for k, v in dict.items(value)}
-    if isinstance(value, list):
-        return [_untrack(v) for v in value]
-    return value
+_TOKEN = re.compile(r"\x00(\d+)\.(\d+)\x00")
+
+
+def _expand_tokens(text: str) -> str:
+    """Raw values for the tokens in `text` (a captured block printed again is one value)."""
+    if "\x00" not in text:
+        return text
+    nonce, values = _shell_values.get()
+    return _TOKEN.sub(lambda m: values[int(m[2])] if m[1] == nonce else m[0], text)
 
 
 def _finalize(value: Any) -> Any:
     _check_deadline()
     if not isinstance(value, str):
+        _reject_non_values(value)
         _bound(_size(value), "the template")
     return value
 
 
-def _finalize_quoted(value: Any) -> str:
-    return shlex.quote(str(_finalize(value)))
-
-
-_env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
-# For inputs that a shell interprets: every `{{ value }}` is quoted, so `; touch /tmp/pwn` stays data.
-_shell_env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
-                          finalize=_finalize_quoted)
+_OPTIONS: dict[str, Any] = {"undefined": _StrictUndefined, "autoescape": False, "keep_trailing_newline": True,
+                            "finalize": _finalize}
+_env = _Environment(**_OPTIONS)
+# For inputs that a shell interprets: every `{{ value }}` is escaped for where it lands in the command.
+_shell_env = _ShellEnvironment(**_OPTIONS)
 
 
 def has_template(value: Any) -> bool:
@@ -400,18 +539,70 @@ def _tracked_context(context: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _track(value, name) for name, value in context.items()}
 
 
+def _snippet(source: str) -> str:
+    text = source.strip()
+    return text if len(text) <= _SNIPPET_LENGTH else text[:_SNIPPET_LENGTH] + "…"
+
+
+def _single_expression(template: nodes.Template) -> nodes.Expr | None:
+    """The expression of a template that is one `{{ }}` and whitespace, as Jinja2 parsed it."""
+    if len(template.body) != 1 or not isinstance(template.body[0], nodes.Output):
+        return None
+    children = template.body[0].nodes
+    expressions = [child for child in children if not isinstance(child, nodes.TemplateData)]
+    if len(expressions) != 1:
+        return None
+    if any(isinstance(child, nodes.TemplateData) and child.data.strip() for child in children):
+        return None
+    return expressions[0]
+
+
+def _native(source: str, expression: nodes.Expr, variables: dict[str, Any]) -> Any:
+    body = [nodes.Assign(nodes.Name("result", "store"), expression, lineno=expression.lineno)]
+    template = _env.from_string(nodes.Template(body, lineno=1))
+    result = TemplateExpression(template, undefined_to_none=False)(**variables)
+    _reject_non_values(result)
+    if _size(result) > MAX_RENDERED_BYTES:
+        raise TemplateRenderError(f"the value is larger than {_LIMIT_TEXT}")
+    result = _untrack(result)
+    try:
+        check_storable(result)
+    except LimitExceeded as exc:
+        where = f" at {exc.path}" if exc.path else ""
+        hint = "; add `|list`" if re.search(r"\ba (range|dict_\w+) object", exc.message) else ""
+        raise TemplateRenderError(f"{exc.message}: `{_snippet(source)}` gives it{where}{hint}") from None
+    return result
+
+
+def _render_shell(template: nodes.Template, variables: dict[str, Any]) -> str:
+    nonce, values = str(secrets.randbelow(10**12)), []
+    token = _shell_values.set((nonce, values))
+    try:
+        text = _shell_env.from_string(template).render(**variables)
+    finally:
+        _shell_values.reset(token)
+    parts = _TOKEN.split(text)  # text, nonce, index, text, nonce, index, ..., text
+    texts, indexes = parts[0::3], parts[2::3]
+    if any(part != nonce for part in parts[1::3]) or any("\x00" in part for part in (*texts, *values)):
+        raise TemplateRenderError("the command contains a NUL character")
+    try:
+        command = assemble(texts, [values[int(index)] for index in indexes], on_progress=_check_deadline)
+    except ShellQuoteError as exc:
+        raise TemplateRenderError(str(exc)) from None
+    if len(command) > MAX_RENDERED_BYTES:
+        raise TemplateRenderError(f"the command is larger than {_LIMIT_TEXT}")
+    return command
+
+
 def _render(source: str, context: Mapping[str, Any], shell_quote: bool) -> Any:
     variables = _tracked_context(context)
-    single = _SINGLE_EXPRESSION.match(source)
-    if single and not shell_quote and not any(m in single.group("expr") for m in _MARKERS):
-        result = _env.compile_expression(single.group("expr"), undefined_to_none=False)(**variables)
-        if isinstance(result, Undefined):
-            result._fail_with_undefined_error()
-        if _size(result) > MAX_RENDERED_BYTES:
-            raise TemplateRenderError(f"the value is larger than {_LIMIT_TEXT}")
-        return _untrack(result)
-    env = _shell_env if shell_quote else _env
-    return env.from_string(source).render(**variables)
+    template = (_shell_env if shell_quote else _env).parse(source)
+    if shell_quote:
+        return _render_shell(template, variables)
+    expression = _single_expression(template)
+    if expression is not None:
+        return _native(source, expression, variables)
+    return _env.from_string(template).render(**variables)
 
 
 def render_string(source: str, context: Mapping[str, Any], *, shell_quote: bool = False,
@@ -424,6 +615,8 @@ def render_string(source: str, context: Mapping[str, Any], *, shell_quote: bool 
             return _render(source, context, shell_quote)
     except UndefinedError as exc:
         raise TemplateRenderError(str(exc)) from None
+    except _NotAValue as exc:
+        raise TemplateRenderError(f"`{_snippet(source)}`: {exc}") from None
     except TemplateSyntaxError as exc:
         raise TemplateRenderError(f"template syntax error: {exc.message}") from None
     except _PastDeadline as exc:
