@@ -48,6 +48,7 @@ __all__ = [
     "check_address",
     "in_networks",
     "redact_url",
+    "resolve_checked",
     "safe_request",
 ]
 
@@ -294,6 +295,23 @@ def _send_pinned(session, adapter, prepared, addresses, deadline, timeout, max_b
                 raise RequestFailed(f"timed out after {timeout:g}s requesting {url}") from None
             raise RequestFailed(f"request to {url} failed: {_describe(exc)}") from None
     raise AssertionError("unreachable: _vet returns at least one address")
+
+
+def resolve_checked(
+    host: str,
+    port: int,
+    *,
+    allow_private: bool,
+    allowed_networks: Iterable[Any] = (),
+    resolver: Resolver = socket.getaddrinfo,
+) -> list[IPAddress]:
+    """Resolve `host` once under safe_request's policy; the addresses a client that is not HTTP may connect to.
+
+    For database drivers and the like: connect to one of these addresses, never to the name again, so the DNS
+    answer cannot change between the check and the connect. Raises BlockedDestination or RequestFailed.
+    """
+    return _vet(host.strip("[]"), port, allow_private=allow_private,
+                allowed_networks=_parse_networks(allowed_networks), resolver=resolver)
 
 
 def redact_url(url: str) -> str:
