@@ -5,6 +5,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from automation import health
+from automation.admin_site import favicon
 from automation.api_docs import RedocView, SchemaView
 from connectors.api import ActionListView, ProviderViewSet, SecretDetailView, SecretListView
 from runs.api import RunViewSet
@@ -17,6 +18,7 @@ router.register("providers", ProviderViewSet, basename="provider")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("favicon.ico", favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", health.metrics, name="metrics"),
     path("api/actions/", ActionListView.as_view(), name="actions"),

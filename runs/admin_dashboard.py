@@ -5,17 +5,24 @@ stays cheap on a large history.
 """
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
+from workflows.models import Workflow
+from workflows.triggers import TASK_NAMES
+
+from .admin import format_duration
 from .models import RunState, TaskRun, TaskState, WorkflowRun
 
 log = logging.getLogger(__name__)
 WINDOW = timedelta(hours=24)
+CRON_TASK = TASK_NAMES["cron"]
 
 
 def _window_first_id(since: datetime) -> int | None:
@@ -47,7 +54,8 @@ def dashboard(*, now: datetime | None = None) -> dict:
             {**row, "rate": round(100 * row["failed"] / row["total"], 1) if row["total"] else 0.0}
             for row in per_workflow
         ],
-        "slowest": slowest,
+        "slowest": [{"task_id": task.task_id, "run_id": task.run_id, "workflow": task.run.workflow.name,
+                     "took": format_duration(task.started_at, task.finished_at)} for task in slowest],
         "queued_tasks": TaskRun.objects.filter(status=TaskState.QUEUED).count(),
         "running_tasks": TaskRun.objects.filter(status=TaskState.RUNNING).count(),
         "queued_runs": WorkflowRun.objects.filter(status=RunState.QUEUED).count(),
@@ -78,21 +86,61 @@ def broker_depth() -> dict[str, int] | None:
 
 
 def next_fires(*, now: datetime, limit: int = 10) -> list[dict]:
-    """Best effort: the next due time of each enabled periodic task, soonest first."""
-    try:
-        from django_celery_beat.models import PeriodicTask
-    except ImportError:  # pragma: no cover
-        return []
+    """The next fire of each enabled schedule, soonest first, with its workflow and trigger.
+
+    A cron trigger's periodic task has `start_time` = its next fire computed by `workflows.cron` (see
+    workflows/triggers.py), so that is the instant shown; the interval beside it only retries a lost message.
+    Other schedules (poll triggers, hand-made periodic tasks) are due one interval after their last run.
+    """
     fires = []
-    tasks = (PeriodicTask.objects.filter(enabled=True).exclude(task__startswith="celery.")
-             .select_related("crontab", "interval", "clocked", "solar")[:200])
-    for task in tasks:
-        try:
-            schedule = task.schedule
-            last = task.last_run_at or now
-            due = last + schedule.remaining_estimate(last)
-        except Exception:  # noqa: BLE001 - one odd schedule must not hide the others
-            continue
-        fires.append({"name": task.name, "task": task.task, "due": max(due, now), "id": task.pk})
-    fires.sort(key=lambda item: item["due"])
-    return fires[:limit]
+    for task in (PeriodicTask.objects.filter(enabled=True).exclude(task__startswith="celery.")
+                 .select_related("crontab", "interval", "clocked", "solar").order_by("id")[:200]):
+        due = _due(task, now)
+        if due is not None:
+            fires.append({"name": task.name, "task": task.task, "due": due, "overdue": due < now,
+                          "id": task.pk, **_trigger_ref(task)})
+    fires.sort(key=lambda fire: fire["due"])
+    fires = fires[:limit]
+    _describe_triggers(fires)
+    return fires
+
+
+def _due(task: PeriodicTask, now: datetime) -> datetime | None:
+    if task.task == CRON_TASK:
+        return task.start_time
+    try:
+        last = task.last_run_at or task.start_time or now
+        return last + task.schedule.remaining_estimate(last)
+    except Exception:  # noqa: BLE001 - one odd hand-made schedule must not hide the others
+        return None
+
+
+def _trigger_ref(task: PeriodicTask) -> dict:
+    try:
+        kwargs = json.loads(task.kwargs or "{}")
+        return {"workflow_id": int(kwargs["workflow_id"]), "trigger_index": int(kwargs["trigger_index"])}
+    except (ValueError, TypeError, KeyError):
+        return {"workflow_id": None, "trigger_index": None}
+
+
+def _describe_triggers(fires: list[dict]) -> None:
+    """Name each fire's workflow and trigger (one query for the shown fires)."""
+    ids = {fire["workflow_id"] for fire in fires if fire["workflow_id"] is not None}
+    workflows = {pk: (name, definition) for pk, name, definition in
+                 Workflow.objects.filter(id__in=ids).values_list("id", "name", "definition")} if ids else {}
+    for fire in fires:
+        name, definition = workflows.get(fire["workflow_id"], (None, {}))
+        triggers = definition.get("triggers") if isinstance(definition, dict) else None
+        index = fire["trigger_index"]
+        trigger = triggers[index] if isinstance(triggers, list) and index is not None and 0 <= index < len(triggers) \
+            else {}
+        fire["workflow_name"] = name
+        fire["trigger"] = _trigger_label(trigger) if isinstance(trigger, dict) else ""
+
+
+def _trigger_label(trigger: dict) -> str:
+    if trigger.get("type") == "cron" and isinstance(trigger.get("cron"), str):
+        return f"cron {trigger['cron']} ({trigger.get('timezone', 'UTC')})"
+    if trigger.get("type") == "poll":
+        return f"poll {trigger.get('action', '')} every {trigger.get('every', 300)} s"
+    return ""

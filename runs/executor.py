@@ -202,7 +202,7 @@ def _prepare_and_run(task: TaskSpec, action_class: type, template_context: Mappi
             return AttemptResult(TaskStatus.FAILED, error=str(exc))
         if not is_truthy(condition):
             context.log(f"skipped: `when` rendered {condition!r}")
-            return AttemptResult(TaskStatus.SKIPPED)
+            return AttemptResult(TaskStatus.SKIPPED, error=f"`when` rendered {condition!r}")
     try:
         quoted = getattr(action_class, "shell_quoted_inputs", ())
         inputs = {

@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 
 from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from automation.logging import bind_log_context
@@ -109,7 +109,7 @@ def run_start(*, run_id: int) -> None:
             elif statuses[task_id] == TaskStatus.QUEUED:
                 row.queued_at = now
             elif statuses[task_id] == TaskStatus.SKIPPED:
-                row.finished_at = now
+                row.finished_at, row.error = now, decided.skip_reasons.get(task_id, "")
             rows.append(row)
         created = TaskRun.objects.bulk_create(rows)
         run.status, run.started_at = RunState.RUNNING, now
@@ -324,8 +324,10 @@ def _advance_run(run: WorkflowRun, spec: WorkflowSpec, keep_local_queue: str | N
     statuses.update({task_id: status for _, task_id, status, _ in rows})
     decided = advance(spec.depends_on, _rules(spec), statuses)
     if decided.to_skip:
+        reasons = Case(*(When(task_id=task_id, then=Value(reason)) for task_id, reason in decided.skip_reasons.items()),
+                       default=Value(""))
         TaskRun.objects.filter(run_id=run.id, task_id__in=decided.to_skip, status=TaskState.PENDING).update(
-            status=TaskState.SKIPPED, finished_at=now)
+            status=TaskState.SKIPPED, finished_at=now, error=reasons)
         statuses.update({t: TaskStatus.SKIPPED for t in decided.to_skip})
     if decided.to_queue:
         ready = set(decided.to_queue)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -61,6 +61,20 @@ def rule_decision(rule: str, upstream: list[str]) -> str:
 class Advance:
     to_queue: list[str]
     to_skip: list[str]
+    # Why each task in `to_skip` can never run, for the operator ("upstream task_B failed").
+    skip_reasons: dict[str, str] = field(default_factory=dict)
+
+
+def skip_reason(rule: str, upstream: Mapping[str, str]) -> str:
+    """Why a task whose trigger rule decided SKIP can never run, naming the upstream task that settled it."""
+    if rule == "one_failed":
+        return "no upstream task failed"
+    if rule == "one_success":
+        return "no upstream task succeeded"
+    for task, status in upstream.items():
+        if status in (TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED):
+            return f"upstream {task} {TaskStatus(status).value}"
+    return "upstream tasks did not all succeed"
 
 
 def advance(
@@ -70,21 +84,24 @@ def advance(
     current = {task: TaskStatus(s) for task, s in statuses.items()}
     to_queue: list[str] = []
     to_skip: list[str] = []
+    reasons: dict[str, str] = {}
     changed = True
     while changed:
         changed = False
         for task, deps in depends_on.items():
             if current.get(task) != TaskStatus.PENDING:
                 continue
-            decision = rule_decision(rules.get(task, "all_success"), [current[d] for d in deps])
+            rule = rules.get(task, "all_success")
+            decision = rule_decision(rule, [current[d] for d in deps])
             if decision == RUN:
                 current[task] = TaskStatus.QUEUED
                 to_queue.append(task)
             elif decision == SKIP:
                 current[task] = TaskStatus.SKIPPED
                 to_skip.append(task)
+                reasons[task] = skip_reason(rule, {d: current[d] for d in deps})
                 changed = True
-    return Advance(to_queue=to_queue, to_skip=to_skip)
+    return Advance(to_queue=to_queue, to_skip=to_skip, skip_reasons=reasons)
 
 
 def run_outcome(statuses: Mapping[str, str]) -> RunStatus | None:

@@ -15,24 +15,42 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from django_celery_beat.models import PeriodicTask
+
+from connectors.registry import default_registry
 from runs.models import TriggerKind, WorkflowRun
 from runs.services import RunError, run_create
 
 from .admin_graph import dag_svg
+from .cron import describe as describe_cron
 from .definition import InvalidDefinition
 from .models import Workflow, WorkflowVersion
 from .services import (
     definition_source_text, definition_validate, definition_yaml, spec_for_version, workflow_name_taken, workflow_save,
 )
-
-admin.site.site_header = "Flowforge"
-admin.site.site_title = "Flowforge"
-admin.site.index_title = "Operations"
+from .triggers import TASK_NAMES
 
 SCHEDULE_PREFIX = "flowforge:{id}:"
+# What "Add workflow" starts from: two tasks, a dependency and a template, each a line to change.
+EXAMPLE_DEFINITION = """\
+name: My workflow
+# Actions and their inputs: see "Actions" above this form, or GET /api/actions/.
+tasks:
+  fetch:
+    action: http.request
+    inputs:
+      url: https://example.org/
+  report:
+    depends_on: [fetch]
+    action: transform.jinja
+    inputs:
+      value: "status {{ steps.fetch.output.status }}"
+"""
 VERSIONS_SHOWN = 20
 
 
@@ -186,19 +204,18 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     @admin.display(description="Schedules")
     def schedules(self, obj: Workflow):
-        from django_celery_beat.models import PeriodicTask
-
         tasks = (PeriodicTask.objects.filter(name__startswith=SCHEDULE_PREFIX.format(id=obj.pk))
                  .select_related("crontab", "interval").order_by("name"))
         if not tasks:
             return "No schedules."
+        triggers = obj.definition.get("triggers") or []
         rows = format_html_join(
-            "", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            "", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
             ((reverse("admin:django_celery_beat_periodictask_change", args=[t.pk]), t.name,
-              t.crontab or t.interval or t.clocked or t.solar or "—", "yes" if t.enabled else "no",
-              t.last_run_at or "never") for t in tasks))
+              _schedule_label(t, triggers), "yes" if t.enabled else "no", _next_fire(t),
+              _minute(t.last_run_at) if t.last_run_at else "never") for t in tasks))
         return format_html('<table class="ff-table"><thead><tr><th>Name</th><th>Schedule</th><th>Enabled</th>'
-                           '<th>Last run</th></tr></thead><tbody>{}</tbody></table>', rows)
+                           '<th>Next fire</th><th>Last run</th></tr></thead><tbody>{}</tbody></table>', rows)
 
     @admin.display(description="Storage used")
     def storage(self, obj: Workflow):
@@ -266,7 +283,21 @@ class WorkflowAdmin(admin.ModelAdmin):
     def get_urls(self):
         urls = super().get_urls()
         return [path("<int:workflow_id>/run/", self.admin_site.admin_view(self.run_now_view),
-                     name="workflows_workflow_run")] + urls
+                     name="workflows_workflow_run"),
+                path("actions/", self.admin_site.admin_view(self.actions_view), name="workflows_workflow_actions"),
+                ] + urls
+
+    # --- a new workflow starts from an example, next to the list of actions ---------------------------------
+
+    def get_changeform_initial_data(self, request):
+        return {**super().get_changeform_initial_data(request), "definition_text": EXAMPLE_DEFINITION}
+
+    def actions_view(self, request: HttpRequest):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        context = {**self.admin_site.each_context(request), "title": "Actions", "opts": self.opts,
+                   "actions": [_action_row(action) for action in default_registry().describe_all()]}
+        return TemplateResponse(request, "admin/workflows/workflow/actions.html", context)
 
     def run_now_view(self, request: HttpRequest, workflow_id: int):
         workflow = get_object_or_404(Workflow, pk=workflow_id)
@@ -286,7 +317,9 @@ class WorkflowAdmin(admin.ModelAdmin):
                 except RunError as exc:
                     error = str(exc)
                 else:
-                    self.message_user(request, f"Run {run.pk} queued.", messages.SUCCESS)
+                    # The run page keeps this banner in step with the run's live status (flowforge.js).
+                    self.message_user(request, f"Run {run.pk} queued.", messages.SUCCESS,
+                                      extra_tags=f"ff-run-banner ff-run-{run.pk}")
                     return HttpResponseRedirect(reverse("admin:runs_workflowrun_change", args=[run.pk]))
         context = {
             **self.admin_site.each_context(request), "title": f"Run {workflow.name}", "workflow": workflow,
@@ -320,6 +353,44 @@ def _diff_html(diff: str):
 
     return format_html_join("", '<span class="{}">{}</span>', ((css(line), line) for line in
                                                                 diff.splitlines(keepends=True)))
+
+
+def _trigger_of(task: PeriodicTask, triggers: list) -> dict:
+    try:
+        index = int(json.loads(task.kwargs or "{}")["trigger_index"])
+    except (ValueError, TypeError, KeyError):
+        return {}
+    trigger = triggers[index] if 0 <= index < len(triggers) else {}
+    return trigger if isinstance(trigger, dict) else {}
+
+
+def _schedule_label(task: PeriodicTask, triggers: list) -> str:
+    trigger = _trigger_of(task, triggers)
+    if trigger.get("type") == "cron":
+        return f"{trigger.get('cron')} — {describe_cron(str(trigger.get('cron')), trigger.get('timezone', 'UTC'))}"
+    if trigger.get("type") == "poll":
+        return f"poll {trigger.get('action')} every {trigger.get('every', 300)} s"
+    return str(task.interval or task.crontab or "—")
+
+
+def _next_fire(task: PeriodicTask) -> str:
+    # A cron trigger's start_time is its next fire, computed by workflows/cron.py (see workflows/triggers.py).
+    if task.task != TASK_NAMES["cron"] or not task.enabled or task.start_time is None:
+        return "—"
+    return _minute(task.start_time)
+
+
+def _minute(moment) -> str:
+    return date_format(timezone.localtime(moment), "Y-m-d H:i T")
+
+
+def _action_row(action: dict) -> dict:
+    schema = action.get("input_schema") or {}
+    required = set(schema.get("required", []))
+    inputs = [{"name": name, "required": name in required, "type": spec.get("type", "any") if isinstance(spec, dict)
+               else "any", "description": spec.get("description", "") if isinstance(spec, dict) else ""}
+              for name, spec in (schema.get("properties") or {}).items()]
+    return {**action, "inputs": inputs}
 
 
 def _human_bytes(size: int) -> str:

@@ -4,9 +4,10 @@ Validation collects every problem, each naming its path (`tasks.task_B.depends_o
 """
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,6 +57,7 @@ class InvalidDefinition(ValueError):
 class ActionCatalog(Protocol):
     def __contains__(self, name: object) -> bool: ...
     def input_schema(self, name: str) -> dict: ...
+    def names(self) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,7 @@ class _Checker:
     def unknown_keys(self, data: Mapping, allowed: set[str], path: str) -> None:
         for key in data:
             if key not in allowed:
-                self.add(f"{path}.{key}" if path else str(key), f"unknown key '{key}'")
+                self.add(f"{path}.{key}" if path else str(key), f"unknown key '{key}'{did_you_mean(key, allowed)}")
 
     def number(self, data: Mapping, key: str, path: str, default, *, minimum=0, integer=False):
         value = data.get(key, default)
@@ -245,6 +247,12 @@ class _Checker:
             self.add(where, schema_error_message(error))
 
 
+def did_you_mean(word: object, known: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the closest known name, or nothing when no name is close."""
+    close = difflib.get_close_matches(str(word), sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def _is_templated(inputs: Any, error_path: list) -> bool:
     """A schema error about a value that is (or sits inside) a template is for run time, not save time."""
     node = inputs
@@ -262,7 +270,9 @@ def schema_error_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         return f"{error.instance!r} is not one of " + ", ".join(str(v) for v in error.validator_value)
     if error.validator == "additionalProperties":
-        return error.message.replace("Additional properties are not allowed", "unknown input")
+        known = error.schema.get("properties", {})
+        hints = "".join(did_you_mean(name, known) for name in error.instance if name not in known)
+        return error.message.replace("Additional properties are not allowed", "unknown input") + hints
     return error.message
 
 
@@ -369,7 +379,7 @@ def _task(task_id: str, raw: dict, path: str, check: _Checker) -> TaskSpec:
             check.add(f"{path}.action", "required: an action name (or `run:` for a shell command)")
             action = ""
         elif action not in check.actions:
-            check.add(f"{path}.action", f"unknown action '{action}'")
+            check.add(f"{path}.action", f"unknown action '{action}'{did_you_mean(action, check.actions.names())}")
     if action:
         if "run" in raw:
             for sub, message in syntax_errors(inputs["command"], inputs_path):
@@ -448,7 +458,7 @@ def _triggers(raw: Any, check: _Checker) -> list[dict]:
             check.number(trigger, "every", path, 300, minimum=1)
             action = trigger.get("action")
             if action not in check.actions:
-                check.add(f"{path}.action", f"unknown action '{action}'")
+                check.add(f"{path}.action", f"unknown action '{action}'{did_you_mean(action, check.actions.names())}")
             else:
                 check.inputs(action, trigger.get("inputs", {}), f"{path}.inputs")
             for key in ("items", "key"):

@@ -39,3 +39,18 @@ def test_run_fails_when_any_task_failed_even_if_handled():
 
 def test_backoff_grows_exponentially():
     assert [retry_delay(2, attempt) for attempt in (1, 2, 3)] == [2, 4, 8]
+
+
+def test_a_skipped_task_names_the_upstream_task_that_failed():
+    rules = {t: "all_success" for t in PIPELINE}
+    decided = advance(PIPELINE, rules, {"task_A": S, "task_B": F, "task_C": P, "task_D": S, "task_E": P})
+    assert decided.skip_reasons == {"task_C": "upstream task_B failed", "task_E": "upstream task_C skipped"}
+
+
+def test_a_skip_by_trigger_rule_says_which_rule_was_not_met():
+    graph = {"a": (), "on_failure": ("a",), "on_success": ("a",)}
+    rules = {"a": "all_success", "on_failure": "one_failed", "on_success": "one_success"}
+    assert advance(graph, rules, {"a": S, "on_failure": P, "on_success": P}).skip_reasons == {
+        "on_failure": "no upstream task failed"}
+    assert advance(graph, rules, {"a": F, "on_failure": P, "on_success": P}).skip_reasons == {
+        "on_success": "no upstream task succeeded"}

@@ -46,10 +46,23 @@
     });
   }
 
+  /* The "Run N queued" message reads the run's live status instead of outliving it. */
+  var BANNER_LEVEL = { succeeded: "success", failed: "error", cancelled: "warning" };
+  function runBanner(box, status) {
+    var banner = document.querySelector(".messagelist .ff-run-banner.ff-run-" + box.getAttribute("data-run-id"));
+    if (!banner || !status) return;
+    banner.textContent = "Run " + box.getAttribute("data-run-id") + " " + status + ".";
+    banner.classList.remove("success", "error", "warning", "info");
+    banner.classList.add(BANNER_LEVEL[status] || "info");
+  }
+
   /* The run page asks for its own body once a second until the run is final, keeping open <details> open. */
   function liveRun() {
     var box = document.getElementById("ff-run-live");
-    if (!box || box.getAttribute("data-final") === "1") return;
+    if (!box) return;
+    var shown = document.getElementById("ff-run-status");
+    runBanner(box, shown && shown.textContent.trim());
+    if (box.getAttribute("data-final") === "1") return;
     var url = box.getAttribute("data-live-url");
     var timer = null, failures = 0;
 
@@ -65,6 +78,7 @@
             return d.getAttribute("data-key") || d.querySelector("summary").textContent;
           });
           box.innerHTML = data.html;
+          runBanner(box, data.status);
           box.querySelectorAll("details").forEach(function (d) {
             var key = d.getAttribute("data-key") || d.querySelector("summary").textContent;
             if (open.indexOf(key) !== -1) d.open = true;
