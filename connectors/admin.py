@@ -118,17 +118,16 @@ class ProviderForm(forms.ModelForm):
     )
     FILLED_BY_PRESET = ("title", "authorize_url", "token_url", "userinfo_url", "scopes", "extra_authorize_params",
                         "userinfo_id_field", "userinfo_login_field")
-    REQUIRED = ("authorize_url", "token_url", "userinfo_url")
+    REQUIRED = ("authorize_url", "token_url", "userinfo_url")  # optional above: a preset may provide them
+
+    authorize_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
+    token_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
+    userinfo_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
 
     class Meta:
         model = Provider
         fields = ["name", "title", "preset", "authorize_url", "token_url", "userinfo_url", "scopes", "client_id",
                   "pkce", "extra_authorize_params", "userinfo_id_field", "userinfo_login_field"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for name in self.REQUIRED:
-            self.fields[name].required = False  # a preset may provide them; checked in clean()
 
     def clean(self):
         cleaned = super().clean()
