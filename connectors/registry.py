@@ -29,6 +29,7 @@ BUILTIN_ACTIONS: dict[str, str] = {
     "github.add_comment": "connectors.github.actions:AddComment",
     "github.star_repo": "connectors.github.actions:StarRepo",
     "sql.query": "connectors.sql.actions:SqlQuery",
+    "webhook.send": "connectors.webhook.actions:WebhookSend",
 }
 
 

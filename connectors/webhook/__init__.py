@@ -1,0 +1,1 @@
+"""webhook.send: a signed JSON POST to another system's webhook."""
