@@ -157,7 +157,7 @@ def dag_svg(depends_on: Mapping[str, Sequence[str]], *, subtitles: Mapping[str, 
     height = int(PAD * 2 + tallest)
     parts = [
         f'<svg class="ff-graph" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" style="min-width: {min(width, 900)}px" role="img" '
+        f'viewBox="0 0 {width} {height}" style="min-width: {min(width, 720)}px" role="img" '
         f'aria-label="Workflow graph">',
         '<defs><marker id="ff-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#8a94a6"/></marker></defs>',
