@@ -30,7 +30,7 @@ class ConnectedAccountAdmin(admin.ModelAdmin):
             return "—"
         return format_html('<a href="{}">reconnect</a>', "/connections/")
 
-    @admin.action(description="Disconnect (revoke at GitHub and delete)")
+    @admin.action(description="Disconnect (revoke at the provider where supported, and delete)")
     def disconnect(self, request, queryset) -> None:
         for account in queryset:
             services.account_disconnect(account=account)
