@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from runs.permissions import WORKFLOWS, visible_to
@@ -22,4 +23,5 @@ def builder(request: HttpRequest, workflow_id: int | None = None) -> HttpRespons
         "workflow": workflow,
         "workflow_id": workflow.id if workflow else "",
         "admin_url": ADMIN_WORKFLOWS_URL,
+        "runs_url": reverse("admin:runs_workflowrun_changelist"),  # a run's page is <runs_url><id>/change/
     })

@@ -6,7 +6,10 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from connectors.models import ConnectedAccount
+from connectors.secrets import secret_set
 from workflows.models import Workflow
+from workflows.services import workflow_save
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -14,11 +17,12 @@ PIPELINE_EDGES = {("task_A", "task_B"), ("task_A", "task_D"), ("task_B", "task_C
                   ("task_D", "task_E")}
 COMMANDS = {"task_A": "echo 'Fetching data'", "task_B": "echo 'Cleaning data'",
             "task_C": "echo 'Generating report'", "task_D": "echo 'Archiving raw data'", "task_E": "echo 'Finalizing'"}
-# Where each task is dropped, in node widths (columns) and heights (rows) from task_B, the first one dropped: the
-# canvas fits its view to the first node, then the test zooms out so that the whole graph stays in view.
+# Where each task is dropped, in node widths (columns) and heights (rows) from task_B, the first one dropped (in the
+# middle of the canvas); the test zooms out around it first so that the whole graph stays in view.
 GRID = {"task_B": (0, 0), "task_C": (1.4, 0), "task_A": (-1.4, 1.6), "task_D": (0, 3.2), "task_E": (1.4, 3.2),
         "check_health": (-1.4, 4.8)}
 RUN_DEADLINE_MS = 30_000
+CYCLE_NOTICE_MS = 6_000  # src/notice.ts
 
 
 def node(page: Page, task_id: str):
@@ -39,20 +43,38 @@ def drop_action(page: Page, action: str, task_id: str, at: tuple[float, float] |
     expect(node(page, task_id)).to_be_visible()
 
 
+SCALE = "parseFloat(/scale\\(([\\d.]+)\\)/.exec(document.querySelector('.react-flow__viewport').style.transform)[1])"
+
+
 def zoom_out_around(page: Page, task_id: str, below: float) -> None:
-    """Wait for the canvas to centre the first node (fitView), then wheel-zoom out around it below `below`."""
-    page.wait_for_function("""id => {
-        const n = document.querySelector(`.react-flow__node[data-id="${id}"]`).getBoundingClientRect();
-        const c = document.querySelector('[data-testid="canvas"]').getBoundingClientRect();
-        return Math.abs(n.x + n.width / 2 - (c.x + c.width / 2)) < 2 && Math.abs(n.y + n.height / 2 - (c.y + c.height / 2)) < 2;
-    }""", arg=task_id)
+    """Wheel-zoom the canvas out around a node until the zoom is below `below`."""
+    expect(node(page, task_id)).to_be_visible()
     page.mouse.move(*center(node(page, task_id)))
-    scale = "parseFloat(/scale\\(([\\d.]+)\\)/.exec(document.querySelector('.react-flow__viewport').style.transform)[1])"
     for _ in range(20):
         page.mouse.wheel(0, 100)
-        if page.evaluate(scale) < below:
+        if page.evaluate(SCALE) < below:
             break
-    page.wait_for_function(f"{scale} < {below}")
+    page.wait_for_function(f"{SCALE} < {below}")
+
+
+def zoom_out_until_all_visible(page: Page) -> None:
+    canvas = page.get_by_test_id("canvas").bounding_box()
+
+    def all_visible() -> bool:
+        boxes = [n.bounding_box() for n in page.locator(".react-flow__node").all()]
+        return all(b["x"] >= canvas["x"] and b["x"] + b["width"] <= canvas["x"] + canvas["width"]
+                   and b["y"] >= canvas["y"] + 50 and b["y"] + b["height"] <= canvas["y"] + canvas["height"] - 160
+                   for b in boxes)  # clear of the notice (top) and the minimap (bottom)
+
+    for _ in range(10):
+        if all_visible():
+            return
+        if page.locator(".react-flow__controls-zoomout").is_disabled():
+            break
+        before = page.evaluate(SCALE)
+        page.locator(".react-flow__controls-zoomout").click()
+        page.wait_for_function(f"{SCALE} < {before}")
+    assert all_visible(), (canvas, [n.bounding_box() for n in page.locator(".react-flow__node").all()])
 
 
 def center(locator) -> tuple[float, float]:
@@ -148,6 +170,13 @@ def test_a_pipeline_built_by_hand_saves_reloads_refuses_a_cycle_and_runs_green(p
     expect(page.locator(".react-flow__edge")).to_have_count(len(all_edges))
     assert dom_nodes(page) == set(COMMANDS) | {"check_health"}
     assert dom_edges(page) == all_edges
+
+    # Fitted to the view at a readable zoom: five ranks do not fit a 1440 px window at 0.7, so it shows the graph
+    # from its start and the user zooms out to see the rest.
+    assert page.evaluate(SCALE) >= 0.7
+    canvas = page.get_by_test_id("canvas").bounding_box()
+    assert canvas["x"] < center(node(page, "task_A"))[0] < canvas["x"] + canvas["width"] / 3
+    zoom_out_until_all_visible(page)
     node(page, "check_health").click()
     expect(page.get_by_test_id("field-url")).to_have_value(f"{live_server.url}/healthz")
 
@@ -159,8 +188,10 @@ def test_a_pipeline_built_by_hand_saves_reloads_refuses_a_cycle_and_runs_green(p
     expect(page.get_by_test_id("save-state")).to_have_attribute("data-dirty", "false")
     page.screenshot(path=str(screenshots_dir / "builder-cycle.png"))
 
+    # The notice goes away by itself.
+    expect(page.get_by_test_id("cycle-error")).to_be_hidden(timeout=CYCLE_NOTICE_MS + 4_000)
+
     # Run on the real worker: every node turns green.
-    page.get_by_test_id("cycle-error").get_by_role("button", name="Dismiss").click()
     page.get_by_test_id("run").click()
     expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", "succeeded", timeout=RUN_DEADLINE_MS)
     for task_id in dom_nodes(page):
@@ -168,6 +199,18 @@ def test_a_pipeline_built_by_hand_saves_reloads_refuses_a_cycle_and_runs_green(p
     node(page, "check_health").click()
     expect(page.get_by_test_id("task-run")).to_have_attribute("data-status", "succeeded")
     page.screenshot(path=str(screenshots_dir / "builder.png"))
+
+    # "Run #N" opens that run's page (the admin's, in a new tab).
+    run = workflow.runs.get()
+    link = page.get_by_test_id("run-link")
+    expect(link).to_have_text(f"Run #{run.id}")
+    with page.context.expect_page() as opened:
+        link.click()
+    run_page = opened.value
+    run_page.wait_for_load_state()
+    assert run_page.url == f"{live_server.url}/admin/runs/workflowrun/{run.id}/change/"
+    expect(run_page.locator("body")).to_contain_text(f"Run {run.id} of Data Pipeline (builder)")
+    expect(run_page.locator("body")).to_contain_text("check_health")
     assert page.js_errors == []
 
 
@@ -181,4 +224,107 @@ def test_server_validation_errors_are_shown_on_the_offending_node(page):
     expect(page.get_by_test_id("node-error-http_request")).to_contain_text("url")
     expect(page.get_by_test_id("save-state")).to_have_attribute("data-dirty", "true")
     assert not Workflow.objects.exists()
+    assert page.js_errors == []
+
+
+def test_a_node_dropped_from_the_library_lands_where_it_was_dropped(page):
+    page.goto("/builder/")
+    expect(page.get_by_test_id("save")).to_be_enabled()
+    box = page.get_by_test_id("canvas").bounding_box()
+    scale = page.evaluate(SCALE)
+
+    # Off-centre on the empty canvas: the view neither fits nor moves to the new node.
+    drop_at = (box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.7)
+    drop_action(page, "shell.run", "first", at=drop_at)
+    assert_centred_on(node(page, "first"), drop_at)
+    assert page.evaluate(SCALE) == scale
+
+    # Zoomed out and panned, near a corner.
+    zoom_out_around(page, "first", below=0.7)
+    drop_at = (box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.2)
+    drop_action(page, "http.request", "second", at=drop_at)
+    assert_centred_on(node(page, "second"), drop_at)
+    assert page.js_errors == []
+
+
+def assert_centred_on(locator, point: tuple[float, float], tolerance: float = 3.0) -> None:
+    x, y = center(locator)
+    assert abs(x - point[0]) <= tolerance and abs(y - point[1]) <= tolerance, (x, y, point)
+
+
+def test_template_completion_offers_upstream_outputs_and_secrets_in_fields_of_any_type(page, builder_user):
+    secret_set(owner_id=builder_user.id, name="API_KEY", value="s3cret")
+    workflow = workflow_save(owner=builder_user, source={"name": "Completion", "tasks": {
+        "fetch": {"action": "http.request", "inputs": {"url": "https://example.com/"}},
+        "shape": {"action": "transform.jinja", "inputs": {"value": ""}, "depends_on": ["fetch"]},
+        "elsewhere": {"run": "echo unrelated"},
+    }})
+    page.goto(f"/builder/{workflow.id}/")
+    node(page, "shape").click()
+    value = page.get_by_test_id("field-value")  # transform.jinja's `value` has no type: "any"
+
+    value.fill("{{ ste")
+    expect(page.get_by_test_id("suggestion-steps.fetch.output")).to_be_visible()
+    expect(page.get_by_test_id("suggestion-steps.fetch.status")).to_be_visible()
+    expect(page.get_by_test_id("suggestions")).not_to_contain_text("elsewhere")
+    page.get_by_test_id("suggestion-steps.fetch.output").click()
+    expect(value).to_have_value("{{ steps.fetch.output }}")
+
+    # The { } button opens the list at the caret; the caller's secrets are offered by name.
+    value.press("End")
+    value.press_sequentially(" ")
+    page.locator(".ff-template:has([data-testid=field-value]) .ff-template-insert").click()
+    value.press_sequentially("sec")
+    page.get_by_test_id("suggestion-secrets.API_KEY").click()
+    expect(value).to_have_value("{{ steps.fetch.output }} {{ secrets.API_KEY }}")
+
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("save-state")).to_have_attribute("data-dirty", "false")
+    workflow.refresh_from_db()
+    assert workflow.definition["tasks"]["shape"]["inputs"]["value"] == "{{ steps.fetch.output }} {{ secrets.API_KEY }}"
+    assert page.js_errors == []
+
+
+def test_the_cycle_notice_goes_away_when_the_graph_changes(page, builder_user):
+    workflow = workflow_save(owner=builder_user, source={"name": "Two", "tasks": {
+        "a": {"run": "echo a"}, "b": {"run": "echo b", "depends_on": ["a"]}}})
+    page.goto(f"/builder/{workflow.id}/")
+    expect(page.locator(".react-flow__edge")).to_have_count(1)
+    connect(page, "b", "a")
+    expect(page.get_by_test_id("cycle-error")).to_contain_text("cycle")
+
+    page.get_by_test_id("add-shell.run").click()  # well before the notice's own timeout
+    expect(node(page, "shell_run")).to_be_visible()
+    expect(page.get_by_test_id("cycle-error")).to_be_hidden(timeout=CYCLE_NOTICE_MS // 3)
+    assert page.js_errors == []
+
+
+def test_a_connection_input_is_a_picker_of_the_owners_accounts_with_free_text(page, builder_user):
+    for login in ("octocat", "hubot"):
+        ConnectedAccount.objects.create(user=builder_user, provider="github", external_id=login, login=login,
+                                        access_token="gho_test")
+    page.goto("/builder/")
+    page.get_by_test_id("add-github.create_issue").click()
+    picker = page.get_by_test_id("field-connection")
+    expect(picker.locator("option")).to_have_text(["Default account", "hubot (github)", "octocat (github)",
+                                                   "Other (type it)…"])
+    picker.select_option("hubot")
+
+    page.get_by_test_id("add-http.request").click()
+    picker = page.get_by_test_id("field-connection")
+    expect(picker.locator("option", has_text="octocat (github)")).to_have_attribute("value", "github:octocat")
+    picker.select_option(label="Other (type it)…")
+    page.get_by_test_id("field-connection-other").fill("slack:acme")
+    page.get_by_test_id("field-url").fill("https://example.com/")
+
+    node(page, "github_create_issue").click()
+    expect(page.get_by_test_id("field-connection")).to_have_value("hubot")
+    page.get_by_test_id("field-repo").fill("octocat/hello-world")
+    page.get_by_test_id("field-title").fill("From the builder")
+    page.get_by_test_id("workflow-name").fill("Connections")
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("save-state")).to_have_attribute("data-dirty", "false")
+    tasks = Workflow.objects.get(name="Connections").definition["tasks"]
+    assert tasks["github_create_issue"]["inputs"]["connection"] == "hubot"
+    assert tasks["http_request"]["inputs"]["connection"] == "slack:acme"
     assert page.js_errors == []

@@ -36,6 +36,7 @@ def test_the_new_workflow_page_mounts_the_bundle_without_a_workflow_id(client, a
     assert 'data-workflow-id=""' in html
     assert 'data-api-base="/api/"' in html
     assert 'data-admin-url="/admin/workflows/workflow/"' in html
+    assert 'data-runs-url="/admin/runs/workflowrun/"' in html  # "Run #N" links to <that><id>/change/
     assert f'data-csrf-token="{response.context["csrf_token"]}"' in html
     assert '<link rel="stylesheet" href="/static/builder_ui/builder.css">' in html
     assert '<script src="/static/builder_ui/builder.js" defer></script>' in html

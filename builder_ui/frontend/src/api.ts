@@ -1,6 +1,7 @@
 // Thin client for the Flowforge REST API (SPEC §6). Every call goes through `request`, which
 // sends the session cookie and CSRF token and turns non-2xx answers into an ApiError.
 
+import { parseAccounts, type Account } from "./connections";
 import type { JsonObject, WorkflowDefinition } from "./definition";
 
 export interface JsonSchema {
@@ -92,6 +93,10 @@ export interface ApiClient {
   ): Promise<Workflow>;
   runWorkflow(id: string | number, payload?: unknown): Promise<{ run_id: number }>;
   getRun(runId: number): Promise<Run>;
+  /** Names in the caller's own vault (never values). */
+  listSecretNames(): Promise<string[]>;
+  /** The caller's connected accounts (never tokens). */
+  listConnections(): Promise<Account[]>;
 }
 
 /** Pull `[{path, message}]` out of whatever a 4xx body looks like (contract shape or DRF's default). */
@@ -163,5 +168,13 @@ export function createApi(base: string, csrfToken: string, fetchImpl: typeof fet
     updateWorkflow: (id, body) => request("PUT", `workflows/${id}/`, body),
     runWorkflow: (id, payload) => request("POST", `workflows/${id}/run/`, payload ?? {}),
     getRun: (runId) => request("GET", `runs/${runId}/`),
+    async listSecretNames() {
+      const data = await request<unknown>("GET", "secrets/");
+      const list = Array.isArray(data) ? data : ((data as { results?: unknown[] } | null)?.results ?? []);
+      return list
+        .map((s) => (s && typeof s === "object" ? (s as JsonObject).name : s))
+        .filter((name): name is string => typeof name === "string" && /^[A-Za-z_][A-Za-z0-9_]*$/.test(name));
+    },
+    listConnections: async () => parseAccounts(await request<unknown>("GET", "connections/")),
   };
 }

@@ -1,6 +1,9 @@
 // Expressions offered while typing `{{ ... }}` in a template field.
 
+import type { Edge } from "@xyflow/react";
 import type { ActionInfo, JsonSchema } from "./api";
+import type { TaskNode } from "./definition";
+import { ancestorsOf } from "./graph";
 
 const TRIGGER_PATHS = [
   "trigger.body",
@@ -27,13 +30,31 @@ function schemaPaths(schema: JsonSchema | undefined, prefix: string, depth: numb
 /** Expressions (without braces) usable in a task whose upstream tasks are `upstream`. */
 export function templateSuggestions(
   upstream: { id: string; action?: ActionInfo }[],
+  secretNames: string[] = [],
 ): string[] {
   const out = [...TRIGGER_PATHS];
   for (const { id, action } of upstream) {
     const output = `steps.${id}.output`;
     out.push(output, ...schemaPaths(action?.output_schema, output, 2), `steps.${id}.status`);
   }
+  // Secret names are identifiers (connectors/secrets.py NAME_PATTERN), so the dotted form always works.
+  out.push(...[...secretNames].sort().map((name) => `secrets.${name}`));
   return out;
+}
+
+/** The suggestions for task `taskId` of a graph: only its upstream tasks' results exist when it runs. */
+export function suggestionsForTask(
+  graph: { nodes: TaskNode[]; edges: Edge[] },
+  taskId: string | null,
+  actions: Map<string, ActionInfo>,
+  secretNames: string[] = [],
+): string[] {
+  if (!taskId) return templateSuggestions([], secretNames);
+  const actionOf = new Map(graph.nodes.map((n) => [n.id, n.data.action]));
+  const upstream = ancestorsOf(graph.edges, taskId)
+    .filter((id) => actionOf.has(id))
+    .map((id) => ({ id, action: actions.get(actionOf.get(id)!) }));
+  return templateSuggestions(upstream, secretNames);
 }
 
 /** The partial expression being typed at `caret`, if the caret is inside an unclosed `{{`. */

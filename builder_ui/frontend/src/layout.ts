@@ -5,7 +5,7 @@ import type { Edge } from "@xyflow/react";
 import type { TaskNode } from "./definition";
 
 export const NODE_WIDTH = 220;
-export const NODE_HEIGHT = 72;
+export const NODE_HEIGHT = 60; // .ff-node min-height (border-box): a new node before it is measured
 
 export function layoutNodes(nodes: TaskNode[], edges: Edge[]): TaskNode[] {
   const g = new graphlib.Graph();

@@ -21,6 +21,7 @@ function mount() {
     apiBase: data.apiBase || "/api/",
     csrfToken: data.csrfToken || csrfFromCookie(),
     adminUrl: data.adminUrl || "/admin/workflows/workflow/",
+    runsUrl: data.runsUrl || "/admin/runs/workflowrun/",
   };
   const api = createApi(config.apiBase, config.csrfToken);
   createRoot(root).render(

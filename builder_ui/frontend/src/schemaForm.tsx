@@ -1,10 +1,11 @@
 // A form generated from an action's input JSON Schema.
 //
-// Every field keeps templates possible: number fields accept `{{ ... }}` as text, and string
-// fields suggest expressions from the trigger and upstream tasks.
+// Every field keeps templates possible: number fields accept `{{ ... }}` as text, and string,
+// "any" and JSON fields suggest expressions from the trigger, upstream tasks and the vault.
 
 import { useEffect, useState } from "react";
 import type { JsonSchema } from "./api";
+import type { ConnectionOption } from "./connections";
 import type { JsonObject } from "./definition";
 import { TemplateInput } from "./components/TemplateInput";
 
@@ -80,9 +81,11 @@ interface JsonFieldProps {
   /** `any` fields keep plain text as a string; object/array fields require JSON. */
   lenient: boolean;
   placeholder?: string;
+  /** Offer `{{ expressions }}` while typing (and the `{ }` button). */
+  suggestions?: string[];
 }
 
-function JsonField({ value, onChange, testId, id, lenient, placeholder }: JsonFieldProps) {
+function JsonField({ value, onChange, testId, id, lenient, placeholder, suggestions }: JsonFieldProps) {
   const [text, setText] = useState(() => jsonText(value));
   const [error, setError] = useState<string | null>(null);
 
@@ -98,44 +101,59 @@ function JsonField({ value, onChange, testId, id, lenient, placeholder }: JsonFi
     });
   }, [value]);
 
+  function edit(t: string) {
+    setText(t);
+    if (t.trim() === "") {
+      setError(null);
+      onChange(undefined);
+      return;
+    }
+    const looksJson = /^\s*[[{"]/.test(t) || /^\s*(true|false|null|-?\d)/.test(t);
+    if (lenient && (!looksJson || t.includes("{{"))) {
+      setError(null);
+      onChange(t);
+      return;
+    }
+    try {
+      onChange(JSON.parse(t));
+      setError(null);
+    } catch (err) {
+      if (lenient) {
+        setError(null);
+        onChange(t);
+      } else {
+        setError(`Not valid JSON: ${(err as Error).message}`);
+      }
+    }
+  }
+
   return (
     <>
-      <textarea
-        id={id}
-        className="ff-input ff-mono"
-        rows={4}
-        spellCheck={false}
-        data-testid={testId}
-        placeholder={placeholder}
-        value={text}
-        aria-invalid={!!error || undefined}
-        onChange={(e) => {
-          const t = e.target.value;
-          setText(t);
-          if (t.trim() === "") {
-            setError(null);
-            onChange(undefined);
-            return;
-          }
-          const looksJson = /^\s*[[{"]/.test(t) || /^\s*(true|false|null|-?\d)/.test(t);
-          if (lenient && (!looksJson || t.includes("{{"))) {
-            setError(null);
-            onChange(t);
-            return;
-          }
-          try {
-            onChange(JSON.parse(t));
-            setError(null);
-          } catch (err) {
-            if (lenient) {
-              setError(null);
-              onChange(t);
-            } else {
-              setError(`Not valid JSON: ${(err as Error).message}`);
-            }
-          }
-        }}
-      />
+      {suggestions ? (
+        <TemplateInput
+          id={id}
+          testId={testId}
+          value={text}
+          onChange={edit}
+          suggestions={suggestions}
+          multiline
+          rows={4}
+          placeholder={placeholder}
+          invalid={!!error}
+        />
+      ) : (
+        <textarea
+          id={id}
+          className="ff-input ff-mono"
+          rows={4}
+          spellCheck={false}
+          data-testid={testId}
+          placeholder={placeholder}
+          value={text}
+          aria-invalid={!!error || undefined}
+          onChange={(e) => edit(e.target.value)}
+        />
+      )}
       {error && <div className="ff-field-error">{error}</div>}
     </>
   );
@@ -149,10 +167,79 @@ interface FieldProps {
   onChange: (value: unknown) => void;
   suggestions: string[];
   errors?: string[];
+  /** Accounts a `connection` input may name; null while unknown (then it is a text field). */
+  connections?: ConnectionOption[] | null;
 }
 
-export function SchemaField({ name, schema, required, value, onChange, suggestions, errors }: FieldProps) {
-  const kind = fieldKind(name, schema);
+const OTHER = "\u0000other";
+
+/** A picker of connected accounts, with a text field for anything else (a template, an account not listed). */
+function ConnectionField(props: {
+  id: string;
+  testId: string;
+  value: unknown;
+  onChange: (value: unknown) => void;
+  options: ConnectionOption[] | null;
+  suggestions: string[];
+  placeholder?: string;
+  invalid: boolean;
+}) {
+  const { id, testId, value, onChange, options, suggestions, placeholder, invalid } = props;
+  const current = asText(value);
+  const listed = !!options?.some((o) => o.value === current);
+  const [typing, setTyping] = useState(current !== "" && !listed);
+  const textField = (fieldTestId: string, fieldId: string) => (
+    <TemplateInput
+      id={fieldId}
+      testId={fieldTestId}
+      value={current}
+      onChange={(v) => onChange(v === "" ? undefined : v)}
+      suggestions={suggestions}
+      placeholder={placeholder ?? "provider:login"}
+      invalid={invalid}
+    />
+  );
+  if (!options) return textField(testId, id);
+  if (!options.length) {
+    return (
+      <>
+        {textField(testId, id)}
+        <div className="ff-help" data-testid={`${testId}-none`}>
+          No connected account to pick from: connect one on the <a href="/connections/">Connections page</a>.
+        </div>
+      </>
+    );
+  }
+  const other = typing || (current !== "" && !listed);
+  return (
+    <>
+      <select
+        id={id}
+        className="ff-input"
+        data-testid={testId}
+        value={other ? OTHER : current}
+        aria-invalid={invalid || undefined}
+        onChange={(e) => {
+          const picked = e.target.value;
+          setTyping(picked === OTHER);
+          if (picked !== OTHER) onChange(picked === "" ? undefined : picked);
+        }}
+      >
+        <option value="">{placeholder ?? "Default account"}</option>
+        {options.map((o) => (
+          <option key={o.value} value={o.value} data-testid={`${testId}-option`}>
+            {o.label}
+          </option>
+        ))}
+        <option value={OTHER}>Other (type it)…</option>
+      </select>
+      {other && textField(`${testId}-other`, `${id}-other`)}
+    </>
+  );
+}
+
+export function SchemaField({ name, schema, required, value, onChange, suggestions, errors, connections }: FieldProps) {
+  const kind = name === "connection" && connections !== undefined ? "connection" : fieldKind(name, schema);
   const id = `ff-field-${name}`;
   const testId = `field-${name}`;
   const def = schema.default;
@@ -161,6 +248,20 @@ export function SchemaField({ name, schema, required, value, onChange, suggestio
 
   let control;
   switch (kind) {
+    case "connection":
+      control = (
+        <ConnectionField
+          id={id}
+          testId={testId}
+          value={value}
+          onChange={onChange}
+          options={connections ?? null}
+          suggestions={suggestions}
+          placeholder={placeholder}
+          invalid={!!errors?.length}
+        />
+      );
+      break;
     case "enum":
       control = isTemplate ? (
         <TemplateInput id={id} testId={testId} value={asText(value)} onChange={onChange} suggestions={suggestions} />
@@ -245,6 +346,7 @@ export function SchemaField({ name, schema, required, value, onChange, suggestio
           onChange={onChange}
           lenient={kind === "any"}
           placeholder={placeholder ?? (kind === "any" ? "Text, JSON or {{ expression }}" : "JSON")}
+          suggestions={suggestions}
         />
       );
       break;
@@ -273,7 +375,7 @@ export function SchemaField({ name, schema, required, value, onChange, suggestio
               *
             </span>
           )}
-          <span className="ff-type">{kind === "text" ? "string" : kind}</span>
+          <span className="ff-type">{kind === "text" ? "string" : kind === "connection" ? "account" : kind}</span>
         </label>
       )}
       {control}
@@ -293,10 +395,11 @@ interface FormProps {
   onChange: (values: JsonObject) => void;
   suggestions: string[];
   fieldErrors: Record<string, string[]>;
+  connections?: ConnectionOption[] | null;
 }
 
 /** All inputs of one action; inputs not described by the schema are edited as one JSON object. */
-export function SchemaForm({ schema, values, onChange, suggestions, fieldErrors }: FormProps) {
+export function SchemaForm({ schema, values, onChange, suggestions, fieldErrors, connections }: FormProps) {
   const properties = schema?.properties ?? {};
   const required = new Set(schema?.required ?? []);
   const names = Object.keys(properties);
@@ -326,6 +429,7 @@ export function SchemaForm({ schema, values, onChange, suggestions, fieldErrors 
           onChange={(v) => set(name, v)}
           suggestions={suggestions}
           errors={fieldErrors[name]}
+          connections={connections}
         />
       ))}
       {(extraKeys.length > 0 || !schema) && (
@@ -340,6 +444,7 @@ export function SchemaForm({ schema, values, onChange, suggestions, fieldErrors 
             value={extraKeys.length ? extra : undefined}
             lenient={false}
             placeholder='{"key": "value"}'
+            suggestions={suggestions}
             onChange={(v) => {
               const next: JsonObject = {};
               for (const name of names) if (values[name] !== undefined) next[name] = values[name];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { filterSuggestions, insertExpression, openExpression, templateSuggestions } from "../src/completions";
+import { filterSuggestions, insertExpression, openExpression, suggestionsForTask, templateSuggestions } from "../src/completions";
 
 describe("template completion", () => {
   const all = templateSuggestions([
@@ -33,5 +33,38 @@ describe("template completion", () => {
       text: "a {{ trigger.body }} b",
       caret: 20,
     });
+  });
+});
+
+describe("completion from a graph", () => {
+  const task = (id: string, action: string) => ({ id, type: "task" as const, position: { x: 0, y: 0 }, data: { action, inputs: {} } });
+  const nodes = [task("fetch", "http.request"), task("clean", "transform.jinja"), task("use", "file.write"), task("other", "shell.run")];
+  const edges = [
+    { id: "fetch->clean", source: "fetch", target: "clean" },
+    { id: "clean->use", source: "clean", target: "use" },
+  ];
+  const actions = new Map([
+    ["http.request", { name: "http.request", family: "http", output_schema: { type: "object", properties: { status: {}, json: {} } } }],
+  ]);
+
+  it("offers every upstream task's output and status, and nothing of unrelated tasks", () => {
+    const offered = suggestionsForTask({ nodes, edges }, "use", actions);
+    expect(offered).toEqual(expect.arrayContaining([
+      "steps.fetch.output", "steps.fetch.output.json", "steps.fetch.status", "steps.clean.output", "steps.clean.status",
+    ]));
+    expect(offered.some((s) => s.startsWith("steps.other") || s.startsWith("steps.use"))).toBe(false);
+  });
+
+  it("offers trigger, run and the caller's secrets by name", () => {
+    const offered = suggestionsForTask({ nodes, edges }, "fetch", actions, ["SLACK_TOKEN", "API_KEY"]);
+    expect(offered).toEqual(expect.arrayContaining(["trigger.body", "trigger.headers", "run.id", "run.started_at"]));
+    expect(offered.filter((s) => s.startsWith("secrets."))).toEqual(["secrets.API_KEY", "secrets.SLACK_TOKEN"]);
+    expect(offered.some((s) => s.startsWith("steps."))).toBe(false);
+  });
+
+  it("finds the secrets while typing {{ sec", () => {
+    const offered = suggestionsForTask({ nodes, edges }, "use", actions, ["API_KEY"]);
+    const open = openExpression("Bearer {{ sec", 13)!;
+    expect(filterSuggestions(offered, open.query)).toEqual(["secrets.API_KEY"]);
   });
 });

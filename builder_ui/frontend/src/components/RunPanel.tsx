@@ -6,11 +6,12 @@ interface Props {
   payloadError: string | null;
   run: Run | null;
   runError: string | null;
+  runHref: (runId: number) => string;
   taskOrder: string[];
   onSelectTask: (id: string) => void;
 }
 
-export function RunPanel({ payload, onPayloadChange, payloadError, run, runError, taskOrder, onSelectTask }: Props) {
+export function RunPanel({ payload, onPayloadChange, payloadError, run, runError, runHref, taskOrder, onSelectTask }: Props) {
   const byId = new Map((run?.tasks ?? []).map((t) => [t.task_id, t]));
   const ids = [...taskOrder, ...[...byId.keys()].filter((id) => !taskOrder.includes(id))];
   return (
@@ -41,7 +42,10 @@ export function RunPanel({ payload, onPayloadChange, payloadError, run, runError
       {run && (
         <>
           <div className="ff-section-title">
-            Run #{run.id} <span className={`ff-badge status-${run.status}`}>{run.status}</span>
+            <a href={runHref(run.id)} target="_blank" rel="noopener" data-testid="run-panel-link">
+              Run #{run.id}
+            </a>{" "}
+            <span className={`ff-badge status-${run.status}`}>{run.status}</span>
           </div>
           <ul className="ff-run-tasks">
             {ids.map((id) => {

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import type { ActionInfo, TaskRun } from "../api";
+import type { ConnectionOption } from "../connections";
 import { TASK_DEFAULTS, TASK_ID_PATTERN, TRIGGER_RULES, type TaskData, type TaskNode } from "../definition";
 import { SchemaForm, parseNumberText } from "../schemaForm";
 import { TemplateInput } from "./TemplateInput";
@@ -16,6 +17,8 @@ interface Props {
   action: ActionInfo | undefined;
   takenIds: string[];
   suggestions: string[];
+  /** What a `connection` input may name; null while the accounts are loading. */
+  connections: ConnectionOption[] | null;
   errors: NodeError[];
   taskRun: TaskRun | undefined;
   onRename: (newId: string) => void;
@@ -67,7 +70,7 @@ function NumberSetting(props: {
 }
 
 export function TaskPanel(props: Props) {
-  const { node, action, takenIds, suggestions, errors, taskRun, onRename, onChange, onDelete } = props;
+  const { node, action, takenIds, suggestions, connections, errors, taskRun, onRename, onChange, onDelete } = props;
   const [idText, setIdText] = useState(node.id);
   useEffect(() => setIdText(node.id), [node.id]);
   const idError = validateTaskId(idText, node.id, takenIds);
@@ -134,6 +137,7 @@ export function TaskPanel(props: Props) {
         onChange={(inputs) => onChange({ ...data, inputs })}
         suggestions={suggestions}
         fieldErrors={fieldErrors}
+        connections={connections}
       />
 
       <div className="ff-section-title">Execution</div>

@@ -9,12 +9,13 @@ interface Props {
   onChange: (value: string) => void;
   suggestions: string[];
   multiline?: boolean;
+  rows?: number;
   placeholder?: string;
   testId?: string;
   invalid?: boolean;
 }
 
-export function TemplateInput({ id, value, onChange, suggestions, multiline, placeholder, testId, invalid }: Props) {
+export function TemplateInput({ id, value, onChange, suggestions, multiline, rows = 3, placeholder, testId, invalid }: Props) {
   const ref = useRef<HTMLInputElement & HTMLTextAreaElement>(null);
   const [open, setOpen] = useState<{ start: number; items: string[] } | null>(null);
   const [active, setActive] = useState(0);
@@ -75,7 +76,7 @@ export function TemplateInput({ id, value, onChange, suggestions, multiline, pla
 
   return (
     <div className="ff-template">
-      {multiline ? <textarea rows={3} {...common} /> : <input type="text" {...common} />}
+      {multiline ? <textarea rows={rows} {...common} /> : <input type="text" {...common} />}
       <button
         type="button"
         className="ff-template-insert"
