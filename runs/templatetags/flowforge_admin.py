@@ -9,6 +9,7 @@ def flowforge_dashboard(context):
     from runs.admin_dashboard import dashboard
 
     request = context.get("request")
-    if request is None or not request.user.is_staff:
+    # Every user's runs are in these figures: only for those who may view every run (SPEC §11, as the admin).
+    if request is None or not request.user.is_staff or not request.user.has_perm("runs.view_workflowrun"):
         return {"show": False}
     return {"show": True, **dashboard()}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
@@ -186,6 +187,13 @@ def test_the_admin_index_shows_the_dashboard(admin_client, alice):
     assert 'id="ff-dashboard"' in html and "Failure rate per workflow" in html
     assert "33.3 %" in html  # one failed of three runs in the window
     assert "Slowest tasks" in html and "Queue depth" in html and "<h1" in html
+
+
+def test_staff_without_the_run_view_permission_get_no_dashboard_of_other_users_runs(client, alice):
+    make_run(make_workflow(alice, name="alice-private"), "failed", {"task_A": "failed"})
+    client.force_login(get_user_model().objects.create_user("ops", password="pw", is_staff=True))
+    html = client.get(reverse("admin:index")).content.decode()
+    assert 'id="ff-dashboard"' not in html and "alice-private" not in html
 
 
 def test_the_login_and_logged_out_pages_have_the_admin_look(client, staff):
