@@ -7,6 +7,7 @@ HTML, get exactly what they got before.
 """
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.renderers import OpenApiJsonRenderer2, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -43,6 +44,7 @@ class RedocView(SpectacularRedocView):
 
     template_name = "api_docs/redoc.html"
 
+    @extend_schema(exclude=True)  # a page, not an API operation (the parent's own get says so too)
     def get(self, request: Request, *args, **kwargs) -> Response:
         response = super().get(request, *args, **kwargs)
         response["Content-Security-Policy"] = "img-src 'self' data:"
