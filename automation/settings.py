@@ -188,6 +188,8 @@ GITHUB_CLIENT_ID = env_str("GITHUB_CLIENT_ID")
 GITHUB_CLIENT_SECRET = env_str("GITHUB_CLIENT_SECRET")
 GITHUB_API_URL = env_str("GITHUB_API_URL", "https://api.github.com").rstrip("/")
 GITHUB_OAUTH_URL = env_str("GITHUB_OAUTH_URL", "https://github.com").rstrip("/")
+# The Slack Web API that slack.* actions call (`<SLACK_API_URL>/chat.postMessage`); tests point it at a fake.
+SLACK_API_URL = env_str("SLACK_API_URL", "https://slack.com/api").rstrip("/")
 
 SALT_KEY = env_list("FIELD_ENCRYPTION_SALT", ["flowforge-default-salt"])
 

@@ -28,6 +28,7 @@ BUILTIN_ACTIONS: dict[str, str] = {
     "github.create_issue": "connectors.github.actions:CreateIssue",
     "github.add_comment": "connectors.github.actions:AddComment",
     "github.star_repo": "connectors.github.actions:StarRepo",
+    "slack.post_message": "connectors.slack.actions:PostMessage",
     "sql.query": "connectors.sql.actions:SqlQuery",
     "webhook.send": "connectors.webhook.actions:WebhookSend",
 }

@@ -11,7 +11,8 @@ from connectors.registry import BUILTIN_ACTIONS
 pytestmark = pytest.mark.django_db
 
 BUILT_INS = {"shell.run", "http.request", "file.write", "file.read", "email.send", "transform.jinja",
-             "github.create_issue", "github.add_comment", "github.star_repo"}
+             "github.create_issue", "github.add_comment", "github.star_repo", "slack.post_message", "sql.query",
+             "webhook.send"}
 
 
 @pytest.fixture

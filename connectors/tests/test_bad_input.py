@@ -53,8 +53,8 @@ def save_errors(api, definition) -> list[dict]:
 
 
 def test_an_unknown_action_is_refused_with_its_path(api):
-    assert save_errors(api, {"name": "x", "tasks": {"notify": {"action": "slack.post", "inputs": {}}}}) == [
-        {"path": "tasks.notify.action", "message": "unknown action 'slack.post'"}]
+    assert save_errors(api, {"name": "x", "tasks": {"notify": {"action": "teleport.beam", "inputs": {}}}}) == [
+        {"path": "tasks.notify.action", "message": "unknown action 'teleport.beam'"}]
 
 
 def test_the_shared_unknown_action_example_is_refused():
