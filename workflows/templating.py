@@ -372,12 +372,20 @@ def _untrack(value: Any) -> Any:
 
 def _not_a_value(value: Any) -> str | None:
     if isinstance(value, (types.GeneratorType, Iterator)):
-        return "is a generator, not a value: add `|list`"
+        return "gives a generator, not a value: add `|list`"
     if callable(value):
         name = getattr(value, "__name__", type(value).__name__)
         kind = "method" if getattr(value, "__self__", None) is not None else "function"
-        return f"`{name}` is a {kind}, not a value: call it, `{name}()`"
+        return f"gives `{name}`, a {kind}, not a value: call it, `{name}()`"
     return None
+
+
+def _not_json(value: Any) -> Any:
+    """`tojson`'s fallback: an undefined value says which; anything else is not JSON data."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    problem = _not_a_value(value)
+    raise _NotAValue(problem) if problem else TypeError(f"a {type(value).__name__} object is not JSON data")
 
 
 def _reject_non_values(value: Any) -> None:
@@ -408,6 +416,7 @@ class _Environment(ImmutableSandboxedEnvironment):
         self.filters = {name: _bounded_filter(name, function) for name, function in self.filters.items()}
         self.globals["range"] = _Range
         self.globals["lipsum"] = _bounded_lipsum(self.globals["lipsum"])
+        self.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _not_json}
 
     def concat(self, pieces: Any) -> str:  # type: ignore[override] - every buffer join and `~`, bounded
         texts, total = [], 0
@@ -616,7 +625,7 @@ def render_string(source: str, context: Mapping[str, Any], *, shell_quote: bool 
     except UndefinedError as exc:
         raise TemplateRenderError(str(exc)) from None
     except _NotAValue as exc:
-        raise TemplateRenderError(f"`{_snippet(source)}`: {exc}") from None
+        raise TemplateRenderError(f"`{_snippet(source)}` {exc}") from None
     except TemplateSyntaxError as exc:
         raise TemplateRenderError(f"template syntax error: {exc.message}") from None
     except _PastDeadline as exc:

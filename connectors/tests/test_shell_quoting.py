@@ -103,3 +103,16 @@ def test_loops_and_whitespace_control_build_commands_as_in_jinja(tmp_path):
     result = run_shell(command, {"names": ["a b", "it's", "$HOME"]})
     assert result.status == TaskStatus.SUCCEEDED, result.error
     assert result.output["stdout"] == "a b|a b|a b|it's|it's|it's|$HOME|$HOME|$HOME|"
+
+
+def test_a_value_passed_through_env_is_data_even_where_a_template_would_be_refused(tmp_path):
+    pwn = tmp_path / "pwn"
+    value = f"$(touch {pwn})\n`touch {pwn}`; touch {pwn}"
+    command = "cat <<EOF\n$NAME\nEOF\nprintf '%s' \"${NAME:-unset}\""
+    task = TaskSpec(id="sh", action="shell.run", timeout=20,
+                    inputs={"command": command, "env": {"NAME": "{{ trigger.body.value }}"}})
+    context = template_context(trigger={"body": {"value": value}}, task_results={}, run={"id": 1, "workflow": "w"})
+    result = execute_attempt(task, template_context=context, registry=REGISTRY, config=ActionConfig(), run_id=1)
+    assert result.status == TaskStatus.SUCCEEDED, result.error
+    assert result.output["stdout"] == f"{value}\n{value}"
+    assert not pwn.exists()
