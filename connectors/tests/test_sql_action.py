@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 import secrets as random
-import uuid
 
 import psycopg
 import pymysql
