@@ -31,8 +31,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "social_django",
+    # Layers, top to bottom: builder_ui → triggers → runs → workflows → connectors (automation/tests/test_layers.py).
     "workflows",
     "runs",
+    "triggers",
     "connectors",
     "builder_ui",
 ]
@@ -144,7 +146,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 
 # --- Cache --------------------------------------------------------------------------------------------------
-# Shared state across web processes: the webhook rate limit (workflows/hooks.py) and API throttles. With Redis
+# Shared state across web processes: the webhook rate limit (triggers/hooks.py) and API throttles. With Redis
 # (CACHE_URL, or else a redis:// broker) the counts are one across every gunicorn worker; the embedded default
 # keeps an in-process LocMemCache. Keys live under their own prefix next to the broker's queues.
 _REDIS_BROKER = CELERY_BROKER_URL.startswith(("redis://", "rediss://"))

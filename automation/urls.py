@@ -31,7 +31,7 @@ urlpatterns = [
     path("api/secrets/", SecretListView.as_view(), name="secrets"),
     path("api/secrets/<str:name>/", SecretDetailView.as_view(), name="secret-detail"),
     path("api/", include(router.urls)),
-    path("hooks/", include("workflows.hook_urls")),
+    path("hooks/", include("triggers.urls")),
     path("builder/", include("builder_ui.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("oauth/", include("social_django.urls", namespace="social")),

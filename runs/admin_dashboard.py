@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from workflows.models import Workflow
-from workflows.triggers import TASK_NAMES
+from triggers.schedules import TASK_NAMES
 
 from .admin import format_duration
 from .models import RunState, TaskRun, TaskState, WorkflowRun

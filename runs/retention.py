@@ -20,7 +20,8 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from workflows.models import WebhookDelivery, Workflow
+from triggers.models import WebhookDelivery
+from workflows.models import Workflow
 
 from .models import RunState, TaskRun, WorkflowRun
 

@@ -1,4 +1,7 @@
-"""Worker start-up: each worker runs the recovery sweep on a timer, so no run needs beat to be recovered."""
+"""Worker start-up: each worker runs the recovery sweep on a timer, so no run needs beat to be recovered.
+
+Also the runs app's answer to `workflows.signals.workflow_deleting`: a workflow with unfinished runs stays.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,6 +11,12 @@ import time
 from celery.signals import task_prerun, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections, connections
+
+from workflows.models import Workflow
+from workflows.services import WorkflowBusy
+from workflows.signals import workflow_deleting
+
+from .states import FINAL_RUN
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
@@ -48,7 +57,14 @@ def _drop_broken_connections(**kwargs) -> None:
             conn.close()
 
 
+def _refuse_deleting_busy_workflow(sender, *, workflow: Workflow, **kwargs) -> None:
+    active = list(workflow.runs.exclude(status__in=FINAL_RUN).order_by("id").values_list("id", flat=True))
+    if active:
+        raise WorkflowBusy(active)
+
+
 def connect() -> None:
+    workflow_deleting.connect(_refuse_deleting_busy_workflow, dispatch_uid="flowforge-refuse-busy-delete")
     task_prerun.connect(_drop_broken_connections, weak=False, dispatch_uid="flowforge-drop-broken-connections")
     worker_ready.connect(_start_sweeper, weak=False, dispatch_uid="flowforge-sweeper-start")
     worker_shutdown.connect(_stop_sweeper, weak=False, dispatch_uid="flowforge-sweeper-stop")

@@ -33,7 +33,7 @@ from .models import Workflow, WorkflowVersion
 from .services import (
     definition_source_text, definition_validate, definition_yaml, spec_for_version, workflow_name_taken, workflow_save,
 )
-from .triggers import TASK_NAMES
+from triggers.schedules import TASK_NAMES
 
 SCHEDULE_PREFIX = "flowforge:{id}:"
 # What "Add workflow" starts from: two tasks, a dependency and a template, each a line to change.

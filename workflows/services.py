@@ -1,4 +1,4 @@
-"""Saving workflows (validated, versioned, triggers synced) and compiling stored versions."""
+"""Saving workflows (validated, versioned, announced to the layers above) and compiling stored versions."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -10,12 +10,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
 from connectors.registry import default_registry
-from runs.states import FINAL_RUN
-from workflows import triggers
-from workflows.definition import InvalidDefinition, Problem, WorkflowSpec, compile_definition, parse_source
-from workflows.limits import LimitExceeded, check_storable
 
+from .definition import InvalidDefinition, Problem, WorkflowSpec, compile_definition, parse_source
+from .limits import LimitExceeded, check_storable
 from .models import NAME_KEY_MAX_LENGTH, Workflow, WorkflowVersion, workflow_name_key
+from .signals import workflow_deleting, workflow_saved
 
 
 class VersionConflict(Exception):
@@ -143,7 +142,7 @@ def workflow_save(*, source: str | bytes | Mapping, owner: AbstractBaseUser | No
     elif created_version is not None:
         workflow.enabled = spec.enabled
     _store(workflow)
-    triggers.sync_triggers(workflow, spec)
+    workflow_saved.send(sender=Workflow, workflow=workflow, spec=spec)
     return workflow
 
 
@@ -155,7 +154,7 @@ def _create(definition: dict, spec: WorkflowSpec, source: str, *, name: str, own
     workflow.current_version = WorkflowVersion.objects.create(workflow=workflow, version=1, definition=definition,
                                                               source=source, created_by=author or owner)
     workflow.save(update_fields=["current_version"])
-    triggers.sync_triggers(workflow, spec)
+    workflow_saved.send(sender=Workflow, workflow=workflow, spec=spec)
     return workflow
 
 
@@ -179,19 +178,19 @@ def workflow_import(*, source: str | bytes | Mapping, owner: AbstractBaseUser) -
 
 @transaction.atomic
 def workflow_delete(*, workflow: Workflow) -> None:
-    """Delete the workflow with its versions and finished runs; WorkflowBusy while runs are queued or running."""
+    """Delete the workflow with its versions and finished runs; WorkflowBusy while runs are queued or running.
+
+    The runs app refuses through `workflow_deleting`; the triggers app removes the schedules on `pre_delete`.
+    """
     workflow = Workflow.objects.select_for_update().get(id=workflow.id)
-    active = list(workflow.runs.exclude(status__in=FINAL_RUN).order_by("id").values_list("id", flat=True))
-    if active:
-        raise WorkflowBusy(active)
-    triggers.remove_triggers(workflow)
+    workflow_deleting.send(sender=Workflow, workflow=workflow)
     try:
         with transaction.atomic():
             workflow.runs.all().delete()
             workflow.delete()
     except ProtectedError:
         # A run was created between the check and the delete (a webhook does not lock the workflow row).
-        raise WorkflowBusy(list(workflow.runs.exclude(status__in=FINAL_RUN).values_list("id", flat=True))) from None
+        raise WorkflowBusy(list(workflow.runs.order_by("id").values_list("id", flat=True))) from None
 
 
 @lru_cache(maxsize=512)

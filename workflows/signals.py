@@ -1,17 +1,14 @@
-"""Model signals of the workflows app, wired once from `WorkflowsConfig.ready()`."""
-from __future__ import annotations
+"""What the workflows layer announces to the layers above it, which connect receivers in their `AppConfig.ready()`.
 
-from django.db.models.signals import pre_delete
+Both are sent inside the service's transaction with `send` (not `send_robust`): a receiver that raises rolls the
+save back or refuses the delete.
+"""
+from django.dispatch import Signal
 
+# Sent by `workflow_save` once the workflow and its version are stored; kwargs `workflow`, `spec` (compiled).
+# The triggers app syncs the workflow's periodic tasks.
+workflow_saved = Signal()
 
-def _remove_triggers(sender, instance, **kwargs) -> None:
-    # Every way a workflow disappears (admin, cascade, shell) must take its beat schedules with it.
-    from .triggers import remove_triggers
-
-    remove_triggers(instance)
-
-
-def connect() -> None:
-    from .models import Workflow
-
-    pre_delete.connect(_remove_triggers, sender=Workflow, dispatch_uid="flowforge-workflow-remove-triggers")
+# Sent by `workflow_delete` with the workflow row locked, before anything is deleted; kwarg `workflow`. A
+# receiver raises `workflows.services.WorkflowBusy` to refuse: the runs app does while runs are unfinished.
+workflow_deleting = Signal()

@@ -15,7 +15,7 @@ from connectors.secrets import secret_set
 from connectors.webhook.actions import WebhookSend
 from runs.models import TaskRun, WorkflowRun
 from workflows.services import workflow_save
-from workflows.webhook_signatures import SignatureError, verify
+from triggers.webhook_signatures import SignatureError, verify
 
 SECRET = "hook-key-5b1e0c77"
 PAYLOAD = {"order": 42, "customer": "Zoë", "items": [{"sku": "A-1", "qty": 2}], "note": None}

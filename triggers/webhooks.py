@@ -1,6 +1,6 @@
 """Webhook deliveries: turn a received request into a trigger, store it, start a run; replay stored ones.
 
-The HTTP side (`workflows.hooks.receive`) only reads the request and maps `WebhookRejected` to a status. Here:
+The HTTP side (`triggers.hooks.receive`) only reads the request and maps `WebhookRejected` to a status. Here:
 
 * `webhook_config` reads the workflow's first `type: webhook` trigger (methods, secret, signature preset, rate
   limit); a workflow without one has no webhook (its token answers 404, SPEC §6).
@@ -31,15 +31,16 @@ from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.utils import timezone
 
+from connectors.secrets import SecretUndecryptable, secret_value
 from runs.models import TriggerKind, WorkflowRun
 from runs.services import enqueue_run_start, run_create
-from connectors.secrets import SecretUndecryptable, secret_value
 from workflows.definition import WorkflowSpec
+from workflows.limits import MAX_REFUSED_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES
+from workflows.models import Workflow
+from workflows.templating import has_template
+from workflows.webhook_trigger import DEFAULT_METHODS, secret_reference, webhook_methods
 
-from .limits import MAX_REFUSED_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES
-from .models import WebhookDelivery, Workflow
-from .templating import has_template
-from .webhook_trigger import DEFAULT_METHODS, secret_reference, webhook_methods
+from .models import WebhookDelivery
 
 log = logging.getLogger(__name__)
 

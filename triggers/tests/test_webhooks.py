@@ -12,10 +12,10 @@ from django.conf import settings
 from django.core.cache import cache
 
 from runs.models import WorkflowRun
-from workflows.models import WebhookDelivery
+from triggers.models import WebhookDelivery
 from workflows.services import workflow_save
-from workflows.webhook_signatures import stripe_header
-from workflows.webhooks import MAX_BODY_BYTES, WebhookRejected, delivery_replay
+from triggers.webhook_signatures import stripe_header
+from triggers.webhooks import MAX_BODY_BYTES, WebhookRejected, delivery_replay
 
 pytestmark = pytest.mark.django_db
 SECRET = "s3cret-value"
@@ -161,7 +161,7 @@ def test_a_body_without_content_length_is_cut_at_the_limit_while_reading(rf, wor
     """As under ASGI with chunked transfer: no Content-Length, the stream itself is counted."""
     import io
 
-    from workflows.hooks import receive
+    from triggers.hooks import receive
 
     request = rf.post(workflow.webhook_path, data=b"", content_type="text/plain")
     request.META.pop("CONTENT_LENGTH", None)

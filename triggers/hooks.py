@@ -25,9 +25,10 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import RedisError
 
-from .definition import InvalidDefinition
-from .models import Workflow
-from .services import spec_for_version
+from workflows.definition import InvalidDefinition
+from workflows.models import Workflow
+from workflows.services import spec_for_version
+
 from .webhook_signatures import SignatureError, verify
 from .webhooks import (
     MAX_BODY_BYTES,

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from runs.models import WorkflowRun
-from workflows.models import PollSeenKey, TriggerState
-from workflows.polling import KEEP_KEYS, poll_fire
+from triggers.models import PollSeenKey, TriggerState
+from triggers.polling import KEEP_KEYS, poll_fire
 from workflows.services import workflow_save
 
 pytestmark = pytest.mark.django_db
@@ -126,7 +126,7 @@ def test_without_a_key_template_the_whole_item_is_the_key(feed):
 
 def test_a_concurrent_poll_never_double_starts_an_item(feed):
     """Two pollers that both believe an item is new: the key's unique constraint lets one start it."""
-    from workflows import polling
+    from triggers import polling
 
     feed.items = [{"id": 1}]
     workflow = polled_workflow(feed.url)
@@ -142,7 +142,7 @@ def test_a_concurrent_poll_never_double_starts_an_item(feed):
 
 
 def test_seen_keys_are_pruned_to_the_most_recently_seen(feed, monkeypatch):
-    from workflows import polling
+    from triggers import polling
 
     monkeypatch.setattr(polling, "KEEP_KEYS", 3)
     feed.items = [{"id": n} for n in range(3)]

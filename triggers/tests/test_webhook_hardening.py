@@ -21,14 +21,15 @@ from rest_framework.test import APIClient
 from automation.testing import ROOT, free_port, stop_process_group, wait_for, worker_environment
 from connectors.models import Secret
 from runs.models import WorkflowRun
-from runs.retention_tasks import prune
+from runs.tasks import prune
 from runs.tests.operator_fixtures import alice, bob  # noqa: F401
 from workflows.limits import MAX_REFUSED_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES
-from workflows.models import WebhookDelivery, WorkflowVersion
+from triggers.models import WebhookDelivery
+from workflows.models import WorkflowVersion
 from workflows.services import workflow_save
-from workflows.tests.test_webhooks import clear_rate_limits, fresh_rate_limits  # noqa: F401
-from workflows.webhook_signatures import stripe_header
-from workflows.webhooks import WebhookRejected, delivery_replay
+from triggers.tests.test_webhooks import clear_rate_limits, fresh_rate_limits  # noqa: F401
+from triggers.webhook_signatures import stripe_header
+from triggers.webhooks import WebhookRejected, delivery_replay
 
 pytestmark = pytest.mark.django_db
 SECRET = "hardening-secret"

@@ -27,14 +27,17 @@ from django.utils import timezone
 
 from connectors.platform import action_config
 from connectors.registry import default_registry
+from connectors.secrets import secret_value
 from runs.executor import RecordingSecrets, execute_attempt, template_context
 from runs.models import TriggerKind
+from runs.services import run_create
 from runs.states import TaskStatus
 from workflows.definition import TaskSpec
+from workflows.models import Workflow
 from workflows.templating import TemplateRenderError, render_value
 
-from .models import PollSeenKey, TriggerState, Workflow
-from .triggers import trigger_at, trigger_key
+from .models import PollSeenKey, TriggerState
+from .schedules import trigger_at, trigger_key
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +81,6 @@ class PollError(Exception):
 
 
 def _fetch_items(workflow: Workflow, trigger: dict, index: int) -> list:
-    from connectors.secrets import secret_value
-
     task = TaskSpec(id=f"poll_{index}", action=trigger["action"], inputs=dict(trigger.get("inputs", {})),
                     timeout=float(trigger.get("timeout", DEFAULT_TIMEOUT)))
     secrets = RecordingSecrets(lambda name: secret_value(name, owner_id=workflow.owner_id))
@@ -127,8 +128,6 @@ def _keyed(items: list, trigger: dict) -> dict[str, Any]:
 
 
 def _record(workflow: Workflow, key: str, keyed: dict[str, Any], now: datetime) -> PollOutcome:
-    from runs.services import run_create
-
     outcome = PollOutcome(items=len(keyed))
     state, _ = TriggerState.objects.get_or_create(workflow=workflow, trigger_key=key, defaults={"armed_at": now})
     seen = PollSeenKey.objects.filter(workflow=workflow, trigger_key=key)

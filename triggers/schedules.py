@@ -1,10 +1,11 @@
 """Keep a workflow's cron and poll triggers in step with its definition, and fire cron triggers.
 
 Cron and poll triggers become django-celery-beat periodic tasks named `flowforge:<workflow id>:<type>:<index>`
-(task `workflows.fire_cron` / `workflows.fire_poll`, kwargs `{"workflow_id", "trigger_index"}`); webhooks need
-no state beyond the workflow's token. `sync_triggers` runs inside `workflow_save`'s transaction and
-`remove_triggers` inside `workflow_delete`'s (and from a `pre_delete` signal, so the admin's delete and
-cascades leave no schedule behind).
+(task `workflows.fire_cron` / `workflows.fire_poll`, names kept from before this app, see `triggers.tasks`;
+kwargs `{"workflow_id", "trigger_index"}`); webhooks need no state beyond the workflow's token. `sync_triggers`
+runs inside `workflow_save`'s transaction (on its `workflow_saved` signal) and `remove_triggers` on the
+workflow's `pre_delete`, so the service's delete, the admin's and cascades leave no schedule behind (wired in
+`triggers.signals`).
 
 One cron engine (`workflows.cron`): beat never interprets a cron expression. A cron trigger's periodic task has
 `start_time` = its next fire instant, computed by `workflows.cron`, so beat wakes at exactly that instant
@@ -28,10 +29,13 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from runs.models import TriggerKind
+from runs.services import run_create
 from workflows import cron as cron_maths
 from workflows.definition import WorkflowSpec
+from workflows.models import Workflow
+from workflows.services import spec_for_version
 
-from .models import PollSeenKey, TriggerState, Workflow
+from .models import PollSeenKey, TriggerState
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +166,6 @@ def _next_cron_fire(trigger: dict, *, after: datetime) -> datetime | None:
 
 
 def trigger_at(workflow: Workflow, index: int, kind: str) -> dict | None:
-    from workflows.services import spec_for_version
-
     if workflow.current_version_id is None:
         return None
     triggers = spec_for_version(workflow.current_version_id).triggers
@@ -180,8 +182,6 @@ def cron_fire(*, workflow_id: int, trigger_index: int, now: datetime | None = No
     `max_catchup` (default 1), oldest first. Fire times before the trigger was armed (created, edited or
     re-enabled) never run. Either way the periodic task's `start_time` moves to the next fire time.
     """
-    from runs.services import run_create
-
     now = now or timezone.now()
     workflow = Workflow.objects.filter(id=workflow_id).only("id", "enabled", "current_version_id", "name",
                                                             "updated_at").first()

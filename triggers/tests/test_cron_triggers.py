@@ -10,9 +10,10 @@ import pytest
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from runs.models import WorkflowRun
-from workflows.models import TriggerState, Workflow
+from triggers.models import TriggerState
+from workflows.models import Workflow
 from workflows.services import workflow_delete, workflow_save
-from workflows.triggers import RETRY_SECONDS, cron_fire, cron_preview, trigger_key
+from triggers.schedules import RETRY_SECONDS, cron_fire, cron_preview, trigger_key
 
 pytestmark = pytest.mark.django_db
 UTC = dt_timezone.utc
@@ -214,7 +215,7 @@ def test_the_database_scheduler_sends_the_fire_task_which_creates_one_run(monkey
     from django_celery_beat.schedulers import DatabaseScheduler
 
     from automation.celery import app
-    from workflows import tasks
+    from triggers import tasks
 
     workflow = workflow_save(source=definition(cron("* * * * *", "Europe/Berlin"), name="every-minute"))
     TriggerState.objects.filter(workflow=workflow).update(armed_at=timezone.now() - timedelta(minutes=10))
@@ -270,7 +271,7 @@ def test_eight_days_of_beat_create_exactly_the_previews_fires_at_the_previews_in
     from django_celery_beat.schedulers import DatabaseScheduler
 
     from automation.celery import app
-    from workflows import tasks
+    from triggers import tasks
 
     clock = FakeClock(start)
     monkeypatch.setattr(beat_models, "now", clock)
