@@ -76,7 +76,7 @@ def fill(runs: int, tasks_per_run: int, refill: bool) -> None:
         # the newest 100 still running.
         cursor.execute("""
             INSERT INTO runs_workflowrun (id, workflow_id, workflow_version_id, status, trigger_kind, trigger,
-                                          reuse_tasks, created_at, started_at, finished_at, enqueued_at, parent_id)
+                                          reuse_tasks, created_at, started_at, finished_at, parent_id)
             SELECT g, w.id, w.current_version_id,
                    CASE WHEN g > %(n)s - 100 THEN 'running' WHEN g %% 10 = 3 THEN 'failed'
                         WHEN g %% 33 = 5 THEN 'cancelled' ELSE 'succeeded' END,
@@ -85,7 +85,7 @@ def fill(runs: int, tasks_per_run: int, refill: bool) -> None:
                    now() - make_interval(secs => (%(n)s - g) * 30),
                    now() - make_interval(secs => (%(n)s - g) * 30 - 1),
                    CASE WHEN g > %(n)s - 100 THEN NULL ELSE now() - make_interval(secs => (%(n)s - g) * 30 - 12) END,
-                   now() - make_interval(secs => (%(n)s - g) * 30), NULL
+                   NULL
             FROM generate_series(1, %(n)s) AS g
             JOIN (SELECT id, current_version_id, row_number() OVER (ORDER BY id) - 1 AS k
                   FROM workflows_workflow WHERE name LIKE 'bench %%') AS w ON w.k = g %% %(w)s

@@ -1,4 +1,8 @@
-"""Django's side of the action contract: operator policy from settings, secrets from the vault."""
+"""The operator's policy for actions, read from Django settings into the engine's `ActionConfig`.
+
+Workers, the CLI runner and poll triggers pass it to the executor; secrets are looked up elsewhere
+(connectors/secrets.py).
+"""
 from __future__ import annotations
 
 from django.conf import settings

@@ -18,9 +18,9 @@ from django.views.decorators.http import require_POST
 from workflows.admin_graph import dag_svg
 from workflows.services import spec_for_version
 
-from .models import RunState, TaskRun, WorkflowRun
+from .models import TaskRun, WorkflowRun
 from .services import RunError, run_cancel, run_retry
-from .states import FINAL_RUN
+from .states import FINAL_RUN, FailureKind, RunStatus
 
 FINAL = {str(s) for s in FINAL_RUN}
 
@@ -71,6 +71,7 @@ def run_detail_context(run: WorkflowRun) -> dict:
             "inputs": _pretty(task_run.inputs) if task_run and task_run.inputs else "",
             "output": _pretty(task_run.output) if task_run and task_run.output not in ({}, None) else "",
             "error": task_run.error if task_run else "",
+            "failure": FailureKind(task_run.failure) if task_run and task_run.failure else None,
             "logs": task_run.logs if task_run else "",
             "attempts": task_run.attempts if task_run else [],
             "logs_url": reverse("admin:runs_workflowrun_task_logs", args=[run.pk, task_id]) if task_run else "",
@@ -186,7 +187,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts, "original": run, "title": f"Run {run.pk} of {run.workflow.name}",
             "has_change_permission": self.has_change_permission(request, run),
-            "can_retry": run.status in (RunState.FAILED, RunState.CANCELLED),
+            "can_retry": run.status in (RunStatus.FAILED, RunStatus.CANCELLED),
             "can_cancel": run.status not in FINAL,
             "live_url": reverse("admin:runs_workflowrun_live", args=[run.pk]),
             **run_detail_context(run),

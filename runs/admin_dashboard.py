@@ -18,7 +18,8 @@ from workflows.models import Workflow
 from triggers.schedules import TASK_NAMES
 
 from .admin import format_duration
-from .models import RunState, TaskRun, TaskState, WorkflowRun
+from .models import TaskRun, WorkflowRun
+from .states import RunStatus, TaskStatus
 
 log = logging.getLogger(__name__)
 WINDOW = timedelta(hours=24)
@@ -36,7 +37,7 @@ def dashboard(*, now: datetime | None = None) -> dict:
     recent = WorkflowRun.objects.filter(id__gte=first_id) if first_id else WorkflowRun.objects.none()
     by_status = dict(recent.order_by().values_list("status").annotate(n=Count("id")))
     per_workflow = (recent.order_by().values("workflow_id", "workflow__name")
-                    .annotate(total=Count("id"), failed=Count("id", filter=Q(status=RunState.FAILED)))
+                    .annotate(total=Count("id"), failed=Count("id", filter=Q(status=RunStatus.FAILED)))
                     .order_by("-failed", "-total")[:10])
     slowest = []
     if first_id:
@@ -48,7 +49,7 @@ def dashboard(*, now: datetime | None = None) -> dict:
         )
     return {
         "window_hours": int(WINDOW.total_seconds() // 3600),
-        "by_status": [(status, by_status.get(status, 0)) for status in RunState.values],
+        "by_status": [(s.value, by_status.get(s.value, 0)) for s in RunStatus],
         "total": sum(by_status.values()),
         "per_workflow": [
             {**row, "rate": round(100 * row["failed"] / row["total"], 1) if row["total"] else 0.0}
@@ -56,9 +57,9 @@ def dashboard(*, now: datetime | None = None) -> dict:
         ],
         "slowest": [{"task_id": task.task_id, "run_id": task.run_id, "workflow": task.run.workflow.name,
                      "took": format_duration(task.started_at, task.finished_at)} for task in slowest],
-        "queued_tasks": TaskRun.objects.filter(status=TaskState.QUEUED).count(),
-        "running_tasks": TaskRun.objects.filter(status=TaskState.RUNNING).count(),
-        "queued_runs": WorkflowRun.objects.filter(status=RunState.QUEUED).count(),
+        "queued_tasks": TaskRun.objects.filter(status=TaskStatus.QUEUED).count(),
+        "running_tasks": TaskRun.objects.filter(status=TaskStatus.RUNNING).count(),
+        "queued_runs": WorkflowRun.objects.filter(status=RunStatus.QUEUED).count(),
         "broker_depth": broker_depth(),
         "next_fires": next_fires(now=now),
     }

@@ -20,9 +20,10 @@ from rest_framework.response import Response
 from automation.api import PAYLOAD_PARSERS, StrictPageSize
 from workflows.limits import LimitExceeded, check_storable
 
-from .models import RunState, TaskRun, TriggerKind, WorkflowRun
+from .models import TaskRun, TriggerKind, WorkflowRun
 from .permissions import RUNS, NotReadOnlyUser, OwnerOrModelPermission, visible_to
 from .services import RunError, RunStateConflict, run_cancel, run_rerun, run_retry
+from .states import RunStatus, choices
 
 ACCEPTED = {202: {"type": "object", "properties": {"run_id": {"type": "integer"}}}}
 
@@ -82,7 +83,7 @@ class _NoBlankFilters(forms.Form):
 
 class RunFilter(django_filters.FilterSet):
     workflow = django_filters.NumberFilter(field_name="workflow_id", help_text="Workflow id")
-    status = django_filters.ChoiceFilter(choices=RunState.choices)
+    status = django_filters.ChoiceFilter(choices=choices(RunStatus))
     trigger_kind = django_filters.ChoiceFilter(choices=TriggerKind.choices)
     created_after = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date or date-time, inclusive")

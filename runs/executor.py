@@ -1,6 +1,9 @@
 """Execute one attempt of one task: `when` → render inputs → check them → call the action, all within the
 task's deadline → check the result can be stored.
 
+The result names how an attempt failed (`FailureKind`): the action failed, it timed out, its output cannot be
+stored, or it could not run at all (unknown action, template error, invalid inputs) and is never retried.
+
 Plain Python, no Django: the Celery worker and the CLI runner both call `execute_attempt`. Rendering runs in the
 deadline-governed thread, so it counts against the task's `timeout` and heartbeats keep flowing while it runs.
 Whatever this returns can be stored: inputs that cannot be stored fail the attempt before the action runs (no
@@ -27,7 +30,7 @@ from workflows.definition import TaskSpec, schema_error_message
 from workflows.limits import MAX_OUTPUT_BYTES, LimitExceeded, check_storable, json_size
 from workflows.templating import TemplateRenderError, is_truthy, render_value
 
-from .states import TaskStatus
+from .states import FailureKind, TaskStatus
 
 MASK = "***"
 
@@ -41,6 +44,20 @@ class AttemptResult:
     inputs: dict = field(default_factory=dict)
     retryable: bool = False
     duration: float = 0.0
+    failure: FailureKind | None = None  # how a failed attempt failed; None unless status is FAILED
+
+    def __post_init__(self) -> None:
+        if self.status == TaskStatus.FAILED and self.failure is None:
+            self.failure = FailureKind.ACTION_FAILED
+
+    @property
+    def could_not_run(self) -> bool:
+        return self.failure is not None and self.failure.could_not_run
+
+
+def could_not_run(kind: FailureKind, detail: str, inputs: dict | None = None) -> AttemptResult:
+    """An attempt whose action was never called: named as such in `error` and never retried."""
+    return AttemptResult(TaskStatus.FAILED, error=kind.describe(detail), inputs=inputs or {}, failure=kind)
 
 
 class RecordingSecrets(Mapping):
@@ -188,8 +205,15 @@ def _storable_output(result: AttemptResult) -> AttemptResult:
         problem = exc.message if exc.message.startswith("output too large") else str(exc)
         error = f"{result.error} (output not stored: {problem})" if result.error else problem
         retryable = result.retryable and result.status == TaskStatus.FAILED  # a success's side effect happened
-        return AttemptResult(TaskStatus.FAILED, error=error, inputs=result.inputs, retryable=retryable)
+        return AttemptResult(TaskStatus.FAILED, error=error, inputs=result.inputs, retryable=retryable,
+                             failure=FailureKind.OUTPUT_NOT_STORABLE)
     return result
+
+
+def _render_failed(exc: TemplateRenderError, deadline: float) -> AttemptResult:
+    if time.monotonic() >= deadline:  # the render was stopped by the task's timeout, not by the template
+        return AttemptResult(TaskStatus.FAILED, error=str(exc), retryable=True, failure=FailureKind.TIMED_OUT)
+    return could_not_run(FailureKind.TEMPLATE_ERROR, str(exc))
 
 
 def _prepare_and_run(task: TaskSpec, action_class: type, template_context: Mapping[str, Any],
@@ -199,7 +223,7 @@ def _prepare_and_run(task: TaskSpec, action_class: type, template_context: Mappi
         try:
             condition = render_value(task.when, template_context, "when", deadline=deadline)
         except TemplateRenderError as exc:
-            return AttemptResult(TaskStatus.FAILED, error=str(exc))
+            return _render_failed(exc, deadline)
         if not is_truthy(condition):
             context.log(f"skipped: `when` rendered {condition!r}")
             return AttemptResult(TaskStatus.SKIPPED, error=f"`when` rendered {condition!r}")
@@ -209,16 +233,18 @@ def _prepare_and_run(task: TaskSpec, action_class: type, template_context: Mappi
             key: render_value(value, template_context, f"inputs.{key}", shell_quote=key in quoted, deadline=deadline)
             for key, value in task.inputs.items()
         }
+    except TemplateRenderError as exc:
+        return _render_failed(exc, deadline)
+    try:
         check_storable(inputs, "inputs")
-    except (TemplateRenderError, LimitExceeded) as exc:
-        return AttemptResult(TaskStatus.FAILED, error=str(exc))
+    except LimitExceeded as exc:
+        return could_not_run(FailureKind.INVALID_INPUTS, str(exc))
     rendered.update(inputs)
 
     errors = sorted(_validator(action_class).iter_errors(inputs), key=str)
     if errors:
         where = ".".join(["inputs", *(str(p) for p in errors[0].absolute_path)])
-        message = f"{where}: {schema_error_message(errors[0])}"
-        return AttemptResult(TaskStatus.FAILED, error=message, inputs=inputs)
+        return could_not_run(FailureKind.INVALID_INPUTS, f"{where}: {schema_error_message(errors[0])}", inputs)
     try:
         output = action_class().execute(inputs, context)
     except ActionError as exc:
@@ -269,7 +295,7 @@ def execute_attempt(
     try:
         action_class = registry.get_class(task.action)
     except UnknownAction:
-        return finish(AttemptResult(TaskStatus.FAILED, error=f"unknown action '{task.action}'"))
+        return finish(could_not_run(FailureKind.UNKNOWN_ACTION, repr(task.action)))
 
     context = ActionContext(
         run_id=run_id, task_id=task.id, attempt=attempt, timeout=task.timeout, config=config,
@@ -285,7 +311,8 @@ def execute_attempt(
             lambda: _prepare_and_run(task, action_class, template_context, context, deadline, rendered),
             task.timeout, heartbeat, heartbeat_every, caller)
     except ActionError as exc:  # the deadline passed
-        return finish(AttemptResult(TaskStatus.FAILED, error=str(exc), inputs=rendered, retryable=exc.retryable))
+        return finish(AttemptResult(TaskStatus.FAILED, error=str(exc), inputs=rendered, retryable=exc.retryable,
+                                    failure=FailureKind.TIMED_OUT))
     return finish(result)
 
 

@@ -102,7 +102,7 @@ class LocalRunner:
                                          workflow=self.spec.name)
             except Exception as exc:  # noqa: BLE001 - reported as the task's failure, never a traceback
                 result = AttemptResult(TaskStatus.FAILED, error=clean_text(f"{type(exc).__name__}: {exc}"))
-            will_retry = (result.status == TaskStatus.FAILED and result.retryable
+            will_retry = (result.status == TaskStatus.FAILED and result.retryable and not result.could_not_run
                           and record.attempt <= task.retries)
             record.output, record.error, record.logs = result.output, result.error, result.logs
             self.reporter.task_finished(task_id, result, will_retry)

@@ -14,7 +14,8 @@ from django.conf import settings
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from .models import RunState, TaskRun, TaskState, WorkflowRun
+from .models import TaskRun, WorkflowRun
+from .states import RunStatus, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,16 @@ class Snapshot:
 
 def runs_by_status() -> dict[str, int]:
     counts = dict(WorkflowRun.objects.order_by().values_list("status").annotate(n=Count("id")))
-    return {state.value: counts.get(state.value, 0) for state in RunState}
+    return {state.value: counts.get(state.value, 0) for state in RunStatus}
 
 
 def task_runs_by_status() -> dict[str, int]:
     counts = dict(TaskRun.objects.order_by().values_list("status").annotate(n=Count("id")))
-    return {state.value: counts.get(state.value, 0) for state in TaskState}
+    return {state.value: counts.get(state.value, 0) for state in TaskStatus}
 
 
 def queued_task_runs_by_queue() -> dict[str, int]:
-    rows = TaskRun.objects.filter(status=TaskState.QUEUED).order_by().values_list("queue").annotate(n=Count("id"))
+    rows = TaskRun.objects.filter(status=TaskStatus.QUEUED).order_by().values_list("queue").annotate(n=Count("id"))
     return dict(rows)
 
 

@@ -1,12 +1,11 @@
 from django.db import models
 
-from runs.states import RunStatus, TaskStatus
+from runs.states import FailureKind, RunStatus, TaskStatus, choices
 from workflows.models import Workflow, WorkflowVersion
 
-
-# The engine's states (runs/states.py) as Django choices; labels equal the stored values.
-RunState = models.TextChoices("RunState", [(s.name, (s.value, s.value)) for s in RunStatus])
-TaskState = models.TextChoices("TaskState", [(s.name, (s.value, s.value)) for s in TaskStatus])
+# The engine's states as choices, also named by the API schema (ENUM_NAME_OVERRIDES in automation/settings.py).
+RUN_STATUS_CHOICES = choices(RunStatus)
+TASK_STATUS_CHOICES = choices(TaskStatus)
 
 
 class TriggerKind(models.TextChoices):
@@ -22,7 +21,7 @@ class TriggerKind(models.TextChoices):
 class WorkflowRun(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
     workflow_version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="runs")
-    status = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
+    status = models.CharField(max_length=16, choices=RUN_STATUS_CHOICES, default=RunStatus.QUEUED.value)
     trigger_kind = models.CharField(max_length=16, choices=TriggerKind.choices, default=TriggerKind.MANUAL)
     trigger = models.JSONField(default=dict, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns",
@@ -32,8 +31,6 @@ class WorkflowRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # Set when the start message was handed to the broker; the sweeper re-sends stale ones.
-    enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -50,12 +47,14 @@ class WorkflowRun(models.Model):
 class TaskRun(models.Model):
     run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="task_runs")
     task_id = models.CharField(max_length=200)
-    status = models.CharField(max_length=16, choices=TaskState.choices, default=TaskState.PENDING)
+    status = models.CharField(max_length=16, choices=TASK_STATUS_CHOICES, default=TaskStatus.PENDING.value)
     attempt = models.PositiveIntegerField(default=0)
     queue = models.CharField(max_length=100, default="default")
     inputs = models.JSONField(default=dict, blank=True)
     output = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True, default="")
+    # How the last attempt failed ("" unless it did): could-not-run kinds are shown apart from action failures.
+    failure = models.CharField(max_length=32, blank=True, default="", db_default="", choices=choices(FailureKind))
     logs = models.TextField(blank=True, default="")
     # One entry per finished attempt: {attempt, status, error, started_at, finished_at, worker}.
     attempts = models.JSONField(default=list, blank=True)

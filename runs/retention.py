@@ -23,11 +23,12 @@ from django.utils import timezone
 from triggers.models import WebhookDelivery
 from workflows.models import Workflow
 
-from .models import RunState, TaskRun, WorkflowRun
+from .models import TaskRun, WorkflowRun
+from .states import RunStatus
 
 log = logging.getLogger(__name__)
-FINISHED = [RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED]
-UNFINISHED = [RunState.QUEUED, RunState.RUNNING]
+FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED]
+UNFINISHED = [RunStatus.QUEUED, RunStatus.RUNNING]
 ACCEPTED = 202  # a webhook delivery's status code when it started a run
 
 
@@ -55,8 +56,8 @@ def expired_runs(workflow: Workflow, *, now: datetime | None = None) -> QuerySet
     """The finished runs of `workflow` that its policy no longer keeps."""
     now = now or timezone.now()
     policy = policy_for(workflow)
-    expired = (Q(status__in=[RunState.SUCCEEDED, RunState.CANCELLED]) & _older_than(now - timedelta(days=policy.days))
-               | Q(status=RunState.FAILED) & _older_than(now - timedelta(days=policy.failed_days)))
+    expired = (Q(status__in=[RunStatus.SUCCEEDED, RunStatus.CANCELLED]) & _older_than(now - timedelta(days=policy.days))
+               | Q(status=RunStatus.FAILED) & _older_than(now - timedelta(days=policy.failed_days)))
     # The (max_runs + 1)-th newest run: it and everything older is beyond the count limit.
     beyond = (WorkflowRun.objects.filter(workflow=workflow).order_by("-id")
               .values_list("id", flat=True)[policy.max_runs:policy.max_runs + 1])

@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from contextlib import nullcontext
 from datetime import timedelta
+from functools import cache
 from typing import Any, Callable, TypeVar
 
+from celery import current_app
 from django.conf import settings
-from django.db import DataError, InterfaceError, OperationalError, connection, transaction
+from django.db import DataError, InterfaceError, OperationalError, connection, connections, models, router, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -28,12 +31,21 @@ from workflows.services import spec_for_version
 from workflows.templating import has_template
 
 from .executor import AttemptResult, RecordingSecrets, clean_text, execute_attempt, template_context
-from .models import RunState, TaskRun, TaskState, TriggerKind, WorkflowRun
-from .states import FINAL_RUN, TaskStatus, advance, retry_delay, run_outcome
+from .models import TaskRun, TriggerKind, WorkflowRun
+from .states import FINAL_RUN, FailureKind, RunStatus, TaskStatus, advance, retry_delay, run_outcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_name() -> str:
+    """`host:pid` of this process, recorded on the task runs it claims; a prefork child reports its own pid."""
+    return _worker_name(os.getpid())
+
+
+@cache
+def _worker_name(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}"
 
 
 class RunError(ValueError):
@@ -48,10 +60,10 @@ class RunStateConflict(RunError):
 
 
 def _send(task_name: str, args: tuple, **options: Any) -> None:
-    from . import tasks
-
+    # By registered name (runs.tasks registers them): the tasks module imports this one, not the reverse.
     try:
-        getattr(tasks, task_name).apply_async(args, retry=True, retry_policy={"max_retries": 1}, **options)
+        current_app.tasks[f"runs.{task_name}"].apply_async(args, retry=True, retry_policy={"max_retries": 1},
+                                                           **options)
     except Exception:  # noqa: BLE001 - the database row is kept; the sweeper sends it again later
         log.warning("broker unavailable: %s%s left for the recovery sweep", task_name, args, exc_info=True)
 
@@ -82,10 +94,72 @@ def run_create(*, workflow: Workflow, trigger: dict | None = None, trigger_kind:
     return run
 
 
+def run_create_with_companion(*, workflow: Workflow, trigger: dict, trigger_kind: str, companion: models.Model,
+                              run_field: str = "run") -> int:
+    """Store a queued run of the workflow's current version and `companion`, an unsaved row of the layer above
+    whose `run_field` foreign key points at the run (a webhook delivery), atomically; returns the run id.
+
+    On PostgreSQL both rows go in ONE statement (`WITH new_run AS (INSERT ... RETURNING id) INSERT ... SELECT`):
+    one round trip and one commit on the path every webhook takes. A unique violation of either row raises
+    IntegrityError with nothing stored; inside an outer transaction the statement runs in a savepoint, so it does
+    not abort the outer one. The run's start is enqueued once the transaction commits.
+    """
+    if workflow.current_version_id is None:
+        raise RunError(f"workflow '{workflow.name}' has no definition version")
+    run = WorkflowRun(workflow_id=workflow.id, workflow_version_id=workflow.current_version_id, trigger=trigger,
+                      trigger_kind=trigger_kind)
+    connection = connections[router.db_for_write(WorkflowRun)]
+    if connection.vendor != "postgresql":
+        # SQLite (the embedded default) has no INSERT inside WITH: two inserts in one transaction instead.
+        with transaction.atomic(using=connection.alias):
+            run.save(using=connection.alias)
+            setattr(companion, f"{run_field}_id", run.id)
+            companion.save(using=connection.alias)
+    else:
+        statement = _run_and_companion_sql(type(companion), run_field, connection.alias)
+        params = (*_insert_params(run, connection), *_insert_params(companion, connection, skip=run_field))
+        savepoint = transaction.atomic(using=connection.alias) if connection.in_atomic_block else nullcontext()
+        with savepoint, connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            run.id = cursor.fetchone()[0]
+    run_id = run.id
+    transaction.on_commit(lambda: enqueue_run_start(run_id), using=connection.alias)
+    return run_id
+
+
+def _insert_fields(model: type[models.Model], skip: str | None = None) -> list[models.Field]:
+    """The columns an INSERT of `model` writes: every concrete field but the primary key (and `skip`)."""
+    return [f for f in model._meta.local_concrete_fields if not f.primary_key and f.name != skip]
+
+
+def _insert_params(obj: models.Model, connection, skip: str | None = None) -> list:
+    # pre_save fills auto_now_add; get_db_prep_save adapts JSON and bytes as Model.save would.
+    return [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in _insert_fields(type(obj), skip)]
+
+
+@cache
+def _run_and_companion_sql(companion_model: type[models.Model], run_field: str, alias: str) -> str:
+    """The statement `run_create_with_companion` sends, written out once per companion model and database."""
+    qn = connections[alias].ops.quote_name
+    run_fields = _insert_fields(WorkflowRun)
+    companion_fields = _insert_fields(companion_model, skip=run_field)
+    run_pk = qn(WorkflowRun._meta.pk.column)
+    link = qn(companion_model._meta.get_field(run_field).column)
+    run_columns = ", ".join(qn(f.column) for f in run_fields)
+    companion_columns = ", ".join([*(qn(f.column) for f in companion_fields), link])
+    return (
+        f"WITH new_run AS (INSERT INTO {qn(WorkflowRun._meta.db_table)} ({run_columns}) "
+        f"VALUES ({', '.join(['%s'] * len(run_fields))}) RETURNING {run_pk}) "
+        f"INSERT INTO {qn(companion_model._meta.db_table)} ({companion_columns}) "
+        f"SELECT {'%s, ' * len(companion_fields)}new_run.{run_pk} FROM new_run "
+        f"RETURNING {link}"
+    )
+
+
 def run_start(*, run_id: int) -> None:
     """Create the task runs and queue the first ready tasks; respects the workflow's `concurrency`."""
     with bind_log_context(run_id=run_id), transaction.atomic():
-        run = WorkflowRun.objects.select_for_update().filter(id=run_id, status=RunState.QUEUED).first()
+        run = WorkflowRun.objects.select_for_update().filter(id=run_id, status=RunStatus.QUEUED).first()
         if run is None:
             return
         spec = spec_for_version(run.workflow_version_id)
@@ -112,7 +186,7 @@ def run_start(*, run_id: int) -> None:
                 row.finished_at, row.error = now, decided.skip_reasons.get(task_id, "")
             rows.append(row)
         created = TaskRun.objects.bulk_create(rows)
-        run.status, run.started_at = RunState.RUNNING, now
+        run.status, run.started_at = RunStatus.RUNNING, now
         run.save(update_fields=["status", "started_at"])
         to_send = [(row.id, row.queue) for row in created if row.status == TaskStatus.QUEUED]
         transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
@@ -121,10 +195,10 @@ def run_start(*, run_id: int) -> None:
 
 def _has_capacity(run: WorkflowRun, limit: int) -> bool:
     Workflow.objects.select_for_update().filter(id=run.workflow_id).first()  # serialise starts per workflow
-    running = WorkflowRun.objects.filter(workflow_id=run.workflow_id, status=RunState.RUNNING).count()
+    running = WorkflowRun.objects.filter(workflow_id=run.workflow_id, status=RunStatus.RUNNING).count()
     if running >= limit:
         return False
-    older = WorkflowRun.objects.filter(workflow_id=run.workflow_id, status=RunState.QUEUED, id__lt=run.id)
+    older = WorkflowRun.objects.filter(workflow_id=run.workflow_id, status=RunStatus.QUEUED, id__lt=run.id)
     return not older.exists() or running + 1 < limit
 
 
@@ -132,7 +206,7 @@ def _reused_task_runs(run: WorkflowRun, spec: WorkflowSpec) -> dict[str, TaskRun
     if not run.parent_id or not run.reuse_tasks:
         return {}
     wanted = [t for t in run.reuse_tasks if t in spec.tasks]
-    origins = TaskRun.objects.filter(run_id=run.parent_id, task_id__in=wanted, status=TaskState.SUCCEEDED)
+    origins = TaskRun.objects.filter(run_id=run.parent_id, task_id__in=wanted, status=TaskStatus.SUCCEEDED)
     return {origin.task_id: origin for origin in origins}
 
 
@@ -176,10 +250,10 @@ def _claim(task_run_id: int) -> TaskRun | None:
 def _claim_once(task_run_id: int) -> TaskRun | None:
     now = timezone.now()
     claimed = (
-        TaskRun.objects.filter(id=task_run_id, status=TaskState.QUEUED)
+        TaskRun.objects.filter(id=task_run_id, status=TaskStatus.QUEUED)
         .filter(Q(not_before__isnull=True) | Q(not_before__lte=now + timedelta(seconds=1)))
-        .update(status=TaskState.RUNNING, attempt=F("attempt") + 1, started_at=now, heartbeat_at=now,
-                worker=WORKER_NAME)
+        .update(status=TaskStatus.RUNNING, attempt=F("attempt") + 1, started_at=now, heartbeat_at=now,
+                worker=worker_name())
     )
     if not claimed:
         return None
@@ -229,14 +303,14 @@ def _uses_templates(task) -> bool:
 
 def _upstream_results(run_id: int) -> dict[str, dict]:
     rows = TaskRun.objects.filter(
-        run_id=run_id, status__in=[TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED]
+        run_id=run_id, status__in=[TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED]
     ).values("task_id", "status", "output")
     return {row["task_id"]: row for row in rows}
 
 
 def _heartbeat(task_run: TaskRun) -> None:
     try:
-        TaskRun.objects.filter(id=task_run.id, status=TaskState.RUNNING, attempt=task_run.attempt).update(
+        TaskRun.objects.filter(id=task_run.id, status=TaskStatus.RUNNING, attempt=task_run.attempt).update(
             heartbeat_at=timezone.now())
     except (OperationalError, InterfaceError):
         # The database dropped us: skip this beat; the next query reconnects. A lease outlasts several beats.
@@ -244,8 +318,9 @@ def _heartbeat(task_run: TaskRun) -> None:
         log.warning("heartbeat of task run %s skipped: database connection lost", task_run.id)
 
 
-def _attempt_entry(task_run: TaskRun, status: str, error: str, now) -> dict:
-    return {"attempt": task_run.attempt, "status": status, "error": error[:2000], "worker": task_run.worker,
+def _attempt_entry(task_run: TaskRun, status: str, error: str, now, *, failure: str = "") -> dict:
+    return {"attempt": task_run.attempt, "status": status, "error": error[:2000], "failure": failure,
+            "worker": task_run.worker,
             "started_at": task_run.started_at.isoformat() if task_run.started_at else None,
             "finished_at": now.isoformat()}
 
@@ -279,7 +354,7 @@ def _record_attempt(task_run: TaskRun, result: AttemptResult, spec: WorkflowSpec
         # stays `running` for the sweeper to execute its side effect again.
         log.warning("task run %s: result refused by the database: %s", task_run.id, exc)
         refused = AttemptResult(TaskStatus.FAILED, error=clean_text(f"the result could not be stored: {exc}"),
-                                duration=result.duration)
+                                duration=result.duration, failure=FailureKind.OUTPUT_NOT_STORABLE)
         return _record_attempt_once(task_run, refused, spec, keep_local_queue)
 
 
@@ -289,22 +364,25 @@ def _record_attempt_once(task_run: TaskRun, result: AttemptResult, spec: Workflo
     now = timezone.now()
     with transaction.atomic():
         run = _lock_run(task_run.run_id)
-        cancelled = run.status != RunState.RUNNING
-        retry = (result.status == TaskStatus.FAILED and result.retryable and not cancelled
-                 and task_run.attempt <= task.retries)
+        cancelled = run.status != RunStatus.RUNNING
+        # A task that could not run (unknown action, template error, invalid inputs) ran nothing to retry.
+        retry = (result.status == TaskStatus.FAILED and result.retryable and not result.could_not_run
+                 and not cancelled and task_run.attempt <= task.retries)
+        failure = str(result.failure) if result.failure else ""
         common = {
-            "output": result.output, "error": result.error, "inputs": result.inputs,
+            "output": result.output, "error": result.error, "inputs": result.inputs, "failure": failure,
             "logs": _joined_logs(task_run, result.logs),
-            "attempts": task_run.attempts + [_attempt_entry(task_run, str(result.status), result.error, now)],
+            "attempts": task_run.attempts + [_attempt_entry(task_run, str(result.status), result.error, now,
+                                                            failure=failure)],
         }
-        mine = TaskRun.objects.filter(id=task_run.id, status=TaskState.RUNNING, attempt=task_run.attempt)
+        mine = TaskRun.objects.filter(id=task_run.id, status=TaskStatus.RUNNING, attempt=task_run.attempt)
         if retry:
             delay = retry_delay(task.retry_delay, task_run.attempt)
-            if mine.update(status=TaskState.QUEUED, queued_at=now, not_before=now + timedelta(seconds=delay),
+            if mine.update(status=TaskStatus.QUEUED, queued_at=now, not_before=now + timedelta(seconds=delay),
                            **common):
                 transaction.on_commit(lambda: enqueue_task_run(task_run.id, task_run.queue, countdown=delay))
             return None
-        final = TaskState.CANCELLED if cancelled else str(result.status)
+        final = TaskStatus.CANCELLED if cancelled else str(result.status)
         if mine.update(status=final, finished_at=now, **common) and not cancelled:
             return _advance_run(run, spec, keep_local_queue=keep_local_queue)
     return None
@@ -318,7 +396,7 @@ def _advance_run(run: WorkflowRun, spec: WorkflowSpec, keep_local_queue: str | N
     kept = None
     now = timezone.now()
     # Succeeded rows can never change again, so only the others are read; absent means succeeded.
-    rows = (TaskRun.objects.filter(run_id=run.id).exclude(status=TaskState.SUCCEEDED)
+    rows = (TaskRun.objects.filter(run_id=run.id).exclude(status=TaskStatus.SUCCEEDED)
             .values_list("id", "task_id", "status", "queue"))
     statuses = dict.fromkeys(spec.tasks, TaskStatus.SUCCEEDED)
     statuses.update({task_id: status for _, task_id, status, _ in rows})
@@ -326,8 +404,8 @@ def _advance_run(run: WorkflowRun, spec: WorkflowSpec, keep_local_queue: str | N
     if decided.to_skip:
         reasons = Case(*(When(task_id=task_id, then=Value(reason)) for task_id, reason in decided.skip_reasons.items()),
                        default=Value(""))
-        TaskRun.objects.filter(run_id=run.id, task_id__in=decided.to_skip, status=TaskState.PENDING).update(
-            status=TaskState.SKIPPED, finished_at=now, error=reasons)
+        TaskRun.objects.filter(run_id=run.id, task_id__in=decided.to_skip, status=TaskStatus.PENDING).update(
+            status=TaskStatus.SKIPPED, finished_at=now, error=reasons)
         statuses.update({t: TaskStatus.SKIPPED for t in decided.to_skip})
     if decided.to_queue:
         ready = set(decided.to_queue)
@@ -337,35 +415,35 @@ def _advance_run(run: WorkflowRun, spec: WorkflowSpec, keep_local_queue: str | N
                    if kept is None or task_run_id != kept[0]]
         if to_send:
             TaskRun.objects.filter(id__in=[task_run_id for task_run_id, _ in to_send],
-                                   status=TaskState.PENDING).update(status=TaskState.QUEUED, queued_at=now)
+                                   status=TaskStatus.PENDING).update(status=TaskStatus.QUEUED, queued_at=now)
             transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
         statuses.update({t: TaskStatus.QUEUED for t in decided.to_queue})
         if kept:
             # A pending task run has never been attempted, so this claim makes it attempt 1.
-            TaskRun.objects.filter(id=kept[0], status=TaskState.PENDING).update(
-                status=TaskState.RUNNING, attempt=1, queued_at=now, started_at=now, heartbeat_at=now,
-                worker=WORKER_NAME)
+            TaskRun.objects.filter(id=kept[0], status=TaskStatus.PENDING).update(
+                status=TaskStatus.RUNNING, attempt=1, queued_at=now, started_at=now, heartbeat_at=now,
+                worker=worker_name())
             statuses[kept[1]] = TaskStatus.RUNNING
     _finish_run_if_done(run, statuses, spec)
     if kept is None:
         return None
     task_run_id, task_id, queue = kept
     return TaskRun(id=task_run_id, run_id=run.id, task_id=task_id, attempt=1, queue=queue, logs="", attempts=[],
-                   status=TaskState.RUNNING, started_at=now, worker=WORKER_NAME)
+                   status=TaskStatus.RUNNING, started_at=now, worker=worker_name())
 
 
 def _finish_run_if_done(run: WorkflowRun, statuses: dict, spec: WorkflowSpec) -> None:
     outcome = run_outcome(statuses)
     if outcome is None:
         return
-    WorkflowRun.objects.filter(id=run.id, status=RunState.RUNNING).update(status=str(outcome),
+    WorkflowRun.objects.filter(id=run.id, status=RunStatus.RUNNING).update(status=str(outcome),
                                                                           finished_at=timezone.now())
     if spec.concurrency:
         transaction.on_commit(lambda: _start_next_queued(run.workflow_id))
 
 
 def _start_next_queued(workflow_id: int) -> None:
-    next_id = (WorkflowRun.objects.filter(workflow_id=workflow_id, status=RunState.QUEUED)
+    next_id = (WorkflowRun.objects.filter(workflow_id=workflow_id, status=RunStatus.QUEUED)
                .order_by("id").values_list("id", flat=True).first())
     if next_id:
         enqueue_run_start(next_id)
@@ -381,9 +459,9 @@ def run_cancel(*, run_id: int) -> WorkflowRun:
         run = WorkflowRun.objects.select_for_update().get(id=run_id)
         if run.status in FINAL_RUN:
             return run
-        TaskRun.objects.filter(run_id=run.id, status__in=[TaskState.PENDING, TaskState.QUEUED]).update(
-            status=TaskState.CANCELLED, finished_at=now)
-        run.status, run.finished_at = RunState.CANCELLED, now
+        TaskRun.objects.filter(run_id=run.id, status__in=[TaskStatus.PENDING, TaskStatus.QUEUED]).update(
+            status=TaskStatus.CANCELLED, finished_at=now)
+        run.status, run.finished_at = RunStatus.CANCELLED, now
         run.save(update_fields=["status", "finished_at"])
     return run
 
@@ -391,9 +469,9 @@ def run_cancel(*, run_id: int) -> WorkflowRun:
 def run_retry(*, run_id: int) -> WorkflowRun:
     """A new run of the same definition version that re-executes only the failed, skipped and cancelled tasks."""
     origin = WorkflowRun.objects.select_related("workflow").get(id=run_id)
-    if origin.status not in (RunState.FAILED, RunState.CANCELLED):
+    if origin.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
         raise RunStateConflict(f"only failed or cancelled runs can be retried; run {origin.id} is {origin.status}")
-    succeeded = list(TaskRun.objects.filter(run=origin, status=TaskState.SUCCEEDED).values_list("task_id", flat=True))
+    succeeded = list(TaskRun.objects.filter(run=origin, status=TaskStatus.SUCCEEDED).values_list("task_id", flat=True))
     return run_create(workflow=origin.workflow, trigger=origin.trigger, trigger_kind=TriggerKind.RETRY,
                       version=origin.workflow_version, parent=origin, reuse_tasks=succeeded)
 
@@ -410,7 +488,7 @@ def run_rerun(*, run_id: int, from_task: str, version: str = "original", trigger
     if from_task not in spec.tasks:
         raise RunError(f"unknown task '{from_task}' in version {target.version}")
     rerun = downstream_of(spec.depends_on, {from_task})
-    succeeded = TaskRun.objects.filter(run=origin, status=TaskState.SUCCEEDED).values_list("task_id", flat=True)
+    succeeded = TaskRun.objects.filter(run=origin, status=TaskStatus.SUCCEEDED).values_list("task_id", flat=True)
     reuse = [t for t in succeeded if t in spec.tasks and t not in rerun]
     return run_create(workflow=origin.workflow, trigger=origin.trigger if trigger is None else trigger,
                       trigger_kind=TriggerKind.RERUN, version=target, parent=origin, reuse_tasks=reuse)
@@ -425,16 +503,16 @@ def sweep(*, now=None) -> dict[str, int]:
     lease = timedelta(seconds=settings.AUTOMATION_TASK_LEASE_SECONDS)
     requeue_after = timedelta(seconds=settings.AUTOMATION_REQUEUE_AFTER_SECONDS)
     counts = {"zombies": 0, "requeued": 0, "restarted": 0}
-    zombies = TaskRun.objects.filter(status=TaskState.RUNNING, heartbeat_at__lt=now - lease)
+    zombies = TaskRun.objects.filter(status=TaskStatus.RUNNING, heartbeat_at__lt=now - lease)
     for task_run in zombies.select_related("run")[:500]:
         counts["zombies"] += _recover_zombie(task_run, now)
-    stale = (TaskRun.objects.filter(status=TaskState.QUEUED, queued_at__lt=now - requeue_after)
+    stale = (TaskRun.objects.filter(status=TaskStatus.QUEUED, queued_at__lt=now - requeue_after)
              .filter(Q(not_before__isnull=True) | Q(not_before__lt=now - requeue_after)))
     for task_run_id, queue in stale.values_list("id", "queue")[:1000]:
-        if TaskRun.objects.filter(id=task_run_id, status=TaskState.QUEUED).update(queued_at=now):
+        if TaskRun.objects.filter(id=task_run_id, status=TaskStatus.QUEUED).update(queued_at=now):
             enqueue_task_run(task_run_id, queue)
             counts["requeued"] += 1
-    unstarted = WorkflowRun.objects.filter(status=RunState.QUEUED, created_at__lt=now - requeue_after)
+    unstarted = WorkflowRun.objects.filter(status=RunStatus.QUEUED, created_at__lt=now - requeue_after)
     for run_id in unstarted.order_by("id").values_list("id", flat=True)[:1000]:
         enqueue_run_start(run_id)
         counts["restarted"] += 1
@@ -450,18 +528,20 @@ def _recover_zombie(task_run: TaskRun, now) -> int:
     logs = _joined_logs(task_run, f"[{error}]")
     with transaction.atomic():
         run = _lock_run(task_run.run_id)
-        mine = TaskRun.objects.filter(id=task_run.id, status=TaskState.RUNNING, attempt=task_run.attempt,
+        mine = TaskRun.objects.filter(id=task_run.id, status=TaskStatus.RUNNING, attempt=task_run.attempt,
                                       heartbeat_at=task_run.heartbeat_at)
-        if run.status == RunState.RUNNING and lost < settings.AUTOMATION_MAX_LOST_ATTEMPTS:
-            if mine.update(status=TaskState.QUEUED, queued_at=now, not_before=None, logs=logs,
+        if run.status == RunStatus.RUNNING and lost < settings.AUTOMATION_MAX_LOST_ATTEMPTS:
+            if mine.update(status=TaskStatus.QUEUED, queued_at=now, not_before=None, logs=logs,
                            attempts=task_run.attempts + [entry]):
                 transaction.on_commit(lambda: enqueue_task_run(task_run.id, task_run.queue))
                 return 1
             return 0
-        final = TaskState.FAILED if run.status == RunState.RUNNING else TaskState.CANCELLED
-        message = f"{error}; gave up after {lost} lost attempts" if final == TaskState.FAILED else error
-        if mine.update(status=final, finished_at=now, error=message, logs=logs, attempts=task_run.attempts + [entry]):
-            if final == TaskState.FAILED:
+        final = TaskStatus.FAILED if run.status == RunStatus.RUNNING else TaskStatus.CANCELLED
+        message = f"{error}; gave up after {lost} lost attempts" if final == TaskStatus.FAILED else error
+        failure = FailureKind.WORKER_LOST.value if final == TaskStatus.FAILED else ""
+        if mine.update(status=final, finished_at=now, error=message, failure=failure, logs=logs,
+                       attempts=task_run.attempts + [entry]):
+            if final == TaskStatus.FAILED:
                 _advance_run(run, spec)
             return 1
     return 0

@@ -1,4 +1,8 @@
-"""Run and task-run states (SPEC §3) and the trigger-rule state machine. No Django import."""
+"""Run and task-run states (SPEC §3), how an attempt failed, and the trigger-rule state machine. No Django import.
+
+These enums are the one spelling of each closed set: the engine compares against them, the models take their
+choices from `choices()`, and the API schema names them (ENUM_NAME_OVERRIDES in automation/settings.py).
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -7,12 +11,12 @@ from enum import Enum
 
 
 class TaskStatus(str, Enum):
-    PENDING = "pending"
-    QUEUED = "queued"
-    RUNNING = "running"
+    PENDING = "pending"  # waiting for its upstream tasks
+    QUEUED = "queued"  # ready; a message is (or will be) on the broker
+    RUNNING = "running"  # claimed by a worker, which beats its heartbeat
     SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
+    FAILED = "failed"  # after its retries; `TaskRun.failure` says how (a FailureKind)
+    SKIPPED = "skipped"  # its trigger rule can never be met, or `when` rendered false
     CANCELLED = "cancelled"
 
     def __str__(self) -> str:
@@ -20,14 +24,50 @@ class TaskStatus(str, Enum):
 
 
 class RunStatus(str, Enum):
-    QUEUED = "queued"
+    QUEUED = "queued"  # stored, waiting to start (or for the workflow's concurrency)
     RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+    SUCCEEDED = "succeeded"  # every task succeeded or was skipped
+    FAILED = "failed"  # some task failed, even when a `one_failed` task handled it
     CANCELLED = "cancelled"
 
     def __str__(self) -> str:
         return self.value
+
+
+class FailureKind(str, Enum):
+    """How an attempt failed. "Could not run" kinds mean the action was never called: nothing to retry."""
+
+    ACTION_FAILED = "action_failed"  # the action ran and reported an error (or raised)
+    UNKNOWN_ACTION = "unknown_action"  # could not run: no action of that name is installed
+    TEMPLATE_ERROR = "template_error"  # could not run: `when` or an input did not render
+    INVALID_INPUTS = "invalid_inputs"  # could not run: the rendered inputs break the action's schema or limits
+    TIMED_OUT = "timed_out"  # the task's `timeout` passed while rendering or running
+    OUTPUT_NOT_STORABLE = "output_not_storable"  # the action ran but its output cannot be stored
+    WORKER_LOST = "worker_lost"  # the worker stopped beating too many times
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def could_not_run(self) -> bool:
+        return self in _COULD_NOT_RUN
+
+    @property
+    def label(self) -> str:
+        """As the run page shows it: `action failed`, `could not run: template error`."""
+        return ("could not run: " if self.could_not_run else "") + self.value.replace("_", " ")
+
+    def describe(self, detail: str) -> str:
+        """The task's error as users read it: `could not run: template error: inputs.url: ... is undefined`."""
+        return f"{self.label}: {detail}" if self.could_not_run else detail
+
+
+_COULD_NOT_RUN = frozenset({FailureKind.UNKNOWN_ACTION, FailureKind.TEMPLATE_ERROR, FailureKind.INVALID_INPUTS})
+
+
+def choices(enum: type[Enum]) -> list[tuple[str, str]]:
+    """An enum as Django `choices` (label = stored value), so the models spell no state twice."""
+    return [(member.value, member.value) for member in enum]
 
 
 FINAL_TASK = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED})

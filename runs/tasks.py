@@ -1,8 +1,8 @@
 """Celery entry points: thin, they take ids and call services."""
 from celery import shared_task
 
-from . import retention_tasks  # noqa: F401 - registers runs.prune
 from . import services
+from .retention import prune_deliveries, prune_runs
 
 
 @shared_task(name="runs.start_run", acks_late=True, ignore_result=True)
@@ -19,3 +19,10 @@ def execute_task(self, task_run_id: int) -> None:
 @shared_task(name="runs.sweep", ignore_result=True)
 def sweep() -> None:
     services.sweep()
+
+
+# The name is the one the beat schedule names (CELERY_BEAT_SCHEDULE in automation/settings.py).
+@shared_task(name="runs.prune", ignore_result=True)
+def prune() -> dict[str, int]:
+    # Runs first: the deliveries of the runs it deletes go in the same pass.
+    return {**prune_runs(), **prune_deliveries()}

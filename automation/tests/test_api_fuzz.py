@@ -19,7 +19,8 @@ import requests
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from runs.models import RunState, TaskRun, TaskState, WorkflowRun
+from runs.models import TaskRun, WorkflowRun
+from runs.states import RunStatus, TaskStatus
 from workflows.services import workflow_save
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -41,11 +42,11 @@ def seed_history(user) -> tuple[int, int]:
     workflow = workflow_save(source=DEFINITION, owner=user)
     now = timezone.now()
     run = WorkflowRun.objects.create(workflow=workflow, workflow_version=workflow.current_version,
-                                     status=RunState.FAILED, trigger={"body": {"n": 1}}, started_at=now,
+                                     status=RunStatus.FAILED, trigger={"body": {"n": 1}}, started_at=now,
                                      finished_at=now)
-    TaskRun.objects.create(run=run, task_id="fetch", status=TaskState.SUCCEEDED, attempt=1, output={"value": "x"},
+    TaskRun.objects.create(run=run, task_id="fetch", status=TaskStatus.SUCCEEDED, attempt=1, output={"value": "x"},
                            logs="fetched\n", started_at=now, finished_at=now)
-    TaskRun.objects.create(run=run, task_id="report", status=TaskState.FAILED, attempt=1, error="boom",
+    TaskRun.objects.create(run=run, task_id="report", status=TaskStatus.FAILED, attempt=1, error="boom",
                            started_at=now, finished_at=now)
     return workflow.id, run.id
 

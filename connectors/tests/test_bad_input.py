@@ -19,6 +19,8 @@ from workflows.definition import InvalidDefinition, compile_definition
 
 EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "examples"
 SSTI = "{{ ''.__class__.__mro__ }}"
+COULD_NOT_RENDER = "could not run: template error: "
+INVALID_INPUTS = "could not run: invalid inputs: "
 
 
 class Quiet:
@@ -93,7 +95,7 @@ def test_a_templated_value_of_the_wrong_type_fails_the_task_before_the_action_ru
         trigger={"body": {"timeout": "soon"}}, allow_private=True)
 
     assert result.status == "failed"
-    assert result.tasks["fetch"].error == "inputs.timeout: 'soon' is not of type 'number'"
+    assert result.tasks["fetch"].error == INVALID_INPUTS + "inputs.timeout: 'soon' is not of type 'number'"
     assert http_server.seen == []
 
 
@@ -110,7 +112,8 @@ def test_a_template_reaching_for_python_internals_fails_safely_in_the_sandbox(te
 
     task = result.tasks["render"]
     assert result.status == "failed"
-    assert task.error.startswith("inputs.value: refused by the sandbox: access to attribute '__")
+    assert task.error.startswith(COULD_NOT_RENDER + "inputs.value: refused by the sandbox: access to attribute '__"),\
+        task.error
     assert task.error.endswith("is unsafe.")
     assert task.attempt == 1 and task.output == {}
 
@@ -207,8 +210,10 @@ def test_a_missing_value_names_the_expression_and_the_input():
     })
 
     assert result.status == "failed"
-    assert result.tasks["greet"].error == "inputs.value.subject: steps.fetch_user.output.value.nme is undefined"
-    assert result.tasks["greet_alias"].error == "inputs.value: steps.fetch_user.output.nme is undefined"
+    assert result.tasks["greet"].error == (COULD_NOT_RENDER
+                                           + "inputs.value.subject: steps.fetch_user.output.value.nme is undefined")
+    assert result.tasks["greet_alias"].error == (COULD_NOT_RENDER
+                                                 + "inputs.value: steps.fetch_user.output.nme is undefined")
 
 
 @pytest.mark.parametrize("name", ["x; touch {pwn}", "$(touch {pwn})", "`touch {pwn}`", "x' && touch '{pwn}",
@@ -254,10 +259,11 @@ def test_a_worker_refuses_the_same_bad_input_with_the_same_messages(api, start_w
     assert errors == {
         "loopback": "refused: 127.0.0.1 is a loopback address (set AUTOMATION_HTTP_ALLOW_PRIVATE=1 to allow)",
         "metadata": "refused: 169.254.169.254 is a link-local address (set AUTOMATION_HTTP_ALLOW_PRIVATE=1 to allow)",
-        "wrong_type": "inputs.timeout: 'soon' is not of type 'number'",
-        "ssti": "inputs.value: refused by the sandbox: access to attribute '__class__' of 'str' object is unsafe.",
+        "wrong_type": INVALID_INPUTS + "inputs.timeout: 'soon' is not of type 'number'",
+        "ssti": COULD_NOT_RENDER
+                + "inputs.value: refused by the sandbox: access to attribute '__class__' of 'str' object is unsafe.",
         "escape": "path '../../etc/x' escapes the files root",
-        "missing": "inputs.value: trigger.body.nme is undefined",
+        "missing": COULD_NOT_RENDER + "inputs.value: trigger.body.nme is undefined",
         "shell": "",
     }
     assert http_server.seen == []

@@ -24,6 +24,7 @@ TOKEN = "tok-5f3a9c2e-d41d-8cd9-8f00-b204e9800998"
 KEY_A = "rotation-test-key-A-" + "a" * 40
 KEY_B = "rotation-test-key-B-" + "b" * 40
 KEY_SETTINGS = {"SECRET_KEY", "SECRET_KEY_FALLBACKS", "SALT_KEY"}
+COULD_NOT_RENDER = "could not run: template error: "
 
 
 def raw_value(name: str) -> str:
@@ -191,7 +192,8 @@ def test_a_task_using_a_secret_no_key_decrypts_fails_with_a_clear_message(keys, 
                                           secrets=RecordingSecrets(partial(secret_value, owner_id=owner.id))))
 
     assert result.status == "failed"
-    assert result.error.startswith("inputs.headers.Authorization: SecretUndecryptable: secret 'API_TOKEN' cannot")
+    assert result.error.startswith(
+        COULD_NOT_RENDER + "inputs.headers.Authorization: SecretUndecryptable: secret 'API_TOKEN' cannot")
     assert ciphertext not in result.error and ciphertext not in str(result.inputs)
 
 
@@ -205,7 +207,7 @@ def test_a_missing_secret_names_itself(owner):
         template_context=template_context(trigger={}, task_results={}, run={"id": 1},
                                           secrets=RecordingSecrets(partial(secret_value, owner_id=owner.id))))
 
-    assert result.error == "inputs.value: secrets.NOT_THERE is undefined"
+    assert result.error == COULD_NOT_RENDER + "inputs.value: secrets.NOT_THERE is undefined"
 
 
 # --- masked end to end, on a worker --------------------------------------------------------------------------

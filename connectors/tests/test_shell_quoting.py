@@ -82,7 +82,8 @@ def test_a_value_where_no_escaping_is_safe_fails_the_task_naming_why_and_runs_no
     pwn = tmp_path / "pwn"
     result = run_shell(command, {"value": f"$(touch {pwn})\ntouch {pwn}"})
     assert result.status == TaskStatus.FAILED
-    assert result.error.startswith("inputs.command: ") and where in result.error, result.error
+    assert result.error.startswith("could not run: template error: inputs.command: ") and where in result.error, \
+        result.error
     assert not pwn.exists()
 
 

@@ -63,8 +63,9 @@ def attempt(task_id: str, inputs: dict, **task) -> object:
 def test_inputs_that_cannot_be_stored_fail_the_attempt_before_the_action_runs(template, message):
     task_id = f"in_{abs(hash(template))}"
     result = attempt(task_id, {"value": template})
-    assert result.status == TaskStatus.FAILED and result.error.startswith(message), result.error
-    assert not result.retryable and result.inputs == {}
+    assert result.status == TaskStatus.FAILED, result.error
+    assert result.error.startswith(f"could not run: template error: {message}"), result.error
+    assert result.could_not_run and not result.retryable and result.inputs == {}
     assert CALLS[task_id] == 0
 
 

@@ -111,7 +111,7 @@ def test_storage_used_by_a_workflows_history_is_measured(alice):
 
 def test_the_prune_task_is_registered_under_its_name():
     from automation.celery import app
-    from runs import retention_tasks
+    from runs import tasks
 
-    assert retention_tasks.prune.name == "runs.prune"
+    assert tasks.prune.name == "runs.prune"
     assert "runs.prune" in app.tasks

@@ -10,12 +10,14 @@ import time
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from runs.models import WorkflowRun
 from triggers.models import WebhookDelivery
-from workflows.services import workflow_save
 from triggers.webhook_signatures import stripe_header
 from triggers.webhooks import MAX_BODY_BYTES, WebhookRejected, delivery_replay
+from workflows.services import workflow_save
 
 pytestmark = pytest.mark.django_db
 SECRET = "s3cret-value"
@@ -69,6 +71,20 @@ def counts(workflow) -> tuple[int, int]:
     return WorkflowRun.objects.filter(workflow=workflow).count(), WebhookDelivery.objects.filter(
         workflow=workflow).count()
 
+
+
+def test_an_accepted_delivery_and_its_run_are_written_by_one_statement(client, workflow):
+    """runs.services.run_create_with_companion writes both rows at once: one round trip on the accept path, and a
+    run exactly as run_create would store it (model defaults, created_at)."""
+    with CaptureQueriesContext(connection) as queries:
+        response = post_json(client, workflow, {"n": 1})
+    assert response.status_code == 202
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
+    assert len(inserts) == 1 and inserts[0].startswith("WITH new_run AS (INSERT INTO")
+    run = WorkflowRun.objects.get(id=response.json()["run_id"])
+    assert (run.status, run.trigger_kind, run.reuse_tasks, run.parent_id) == ("queued", "webhook", [], None)
+    assert run.created_at is not None and run.workflow_version_id == workflow.current_version_id
+    assert WebhookDelivery.objects.get(run=run).status_code == 202
 
 def test_a_json_post_stores_the_delivery_and_a_queued_run_and_answers_202(client, workflow):
     response = post_json(client, workflow, {"user": {"name": "Ada"}}, X_Custom="yes")
@@ -292,6 +308,7 @@ def test_replaying_an_unparseable_delivery_is_refused(client, workflow):
     assert WorkflowRun.objects.filter(workflow=workflow).count() == 0
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_an_accepted_delivery_reaches_the_redis_queue(client, settings):
     import redis

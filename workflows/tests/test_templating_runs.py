@@ -47,7 +47,7 @@ def test_runworkflow_reports_template_problems_as_failed_tasks_without_a_traceba
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     for task_id, error in ERRORS.items():
-        assert f"[FAILED] Task {task_id}: {error}\n" in result.stdout, result.stdout
+        assert f"[FAILED] Task {task_id}: could not run: template error: {error}\n" in result.stdout, result.stdout
     assert "[SUCCESS] Task idioms" in result.stdout and '"value": "name=n1 }}"' in result.stdout
 
 
@@ -70,7 +70,8 @@ def test_a_worker_fails_template_problems_on_the_first_attempt_and_quotes_shell_
     assert run.status == "failed"
     runs = {t.task_id: t for t in TaskRun.objects.filter(run=run)}
     for task_id, error in ERRORS.items():
-        assert (runs[task_id].status, runs[task_id].error) == ("failed", error)
+        assert (runs[task_id].status, runs[task_id].error) == ("failed", f"could not run: template error: {error}")
+        assert runs[task_id].failure == "template_error"
         assert [a["status"] for a in runs[task_id].attempts] == ["failed"]  # not retried, never "lost"
     assert runs["idioms"].output == {"value": "name=n1 }}"}
     assert runs["say"].output["stdout"] == f"done: it's $(touch {pwn})\n"
