@@ -60,10 +60,10 @@ class RunStateConflict(RunError):
 
 
 def _send(task_name: str, args: tuple, **options: Any) -> None:
-    # By registered name (runs.tasks registers them): the tasks module imports this one, not the reverse.
+    # By name (runs.tasks registers it): the tasks module imports this one, not the reverse, and a web process
+    # that never imported runs.tasks can still send.
     try:
-        current_app.tasks[f"runs.{task_name}"].apply_async(args, retry=True, retry_policy={"max_retries": 1},
-                                                           **options)
+        current_app.send_task(f"runs.{task_name}", args, retry=True, retry_policy={"max_retries": 1}, **options)
     except Exception:  # noqa: BLE001 - the database row is kept; the sweeper sends it again later
         log.warning("broker unavailable: %s%s left for the recovery sweep", task_name, args, exc_info=True)
 

@@ -11,9 +11,9 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from runs.models import WorkflowRun
 from triggers.models import TriggerState
+from triggers.schedules import RETRY_SECONDS, cron_fire, cron_preview, trigger_key
 from workflows.models import Workflow
 from workflows.services import workflow_delete, workflow_save
-from triggers.schedules import RETRY_SECONDS, cron_fire, cron_preview, trigger_key
 
 pytestmark = pytest.mark.django_db
 UTC = dt_timezone.utc

@@ -23,13 +23,13 @@ from connectors.models import Secret
 from runs.models import WorkflowRun
 from runs.tasks import prune
 from runs.tests.operator_fixtures import alice, bob  # noqa: F401
-from workflows.limits import MAX_REFUSED_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES
 from triggers.models import WebhookDelivery
-from workflows.models import WorkflowVersion
-from workflows.services import workflow_save
 from triggers.tests.test_webhooks import clear_rate_limits, fresh_rate_limits  # noqa: F401
 from triggers.webhook_signatures import stripe_header
 from triggers.webhooks import WebhookRejected, delivery_replay
+from workflows.limits import MAX_REFUSED_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES
+from workflows.models import WorkflowVersion
+from workflows.services import workflow_save
 
 pytestmark = pytest.mark.django_db
 SECRET = "hardening-secret"
