@@ -136,6 +136,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Housekeeping that beat runs on every installation (synced into django-celery-beat's tables at start-up).
 CELERY_BEAT_SCHEDULE = {
     "flowforge-prune-run-history": {"task": "runs.prune", "schedule": 3600.0},
+    "flowforge-prune-webhook-deliveries": {"task": "triggers.prune_deliveries", "schedule": 3600.0},
     "connectors.refresh_tokens": {"task": "connectors.refresh_tokens", "schedule": 300.0},
 }
 CELERY_TIMEZONE = "UTC"

@@ -5,9 +5,7 @@ holds long locks, and unfinished runs (queued, running) are never touched: the s
 DELETE itself. Failed runs are kept at least AUTOMATION_RETENTION_FAILED_DAYS, longer than successful ones,
 because they are the ones an operator comes back to.
 
-Webhook deliveries follow the same policy (`prune_deliveries`): gone after the workflow's retention days, with
-the run they started, and refused ones (which start no run) beyond the newest `max_runs`, so a sender flooding
-bad signatures cannot grow the table without bound between two prunes.
+Webhook deliveries follow the same policy, pruned by the triggers app that owns them (`triggers.retention`).
 """
 from __future__ import annotations
 
@@ -20,7 +18,6 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from triggers.models import WebhookDelivery
 from workflows.models import Workflow
 
 from .models import TaskRun, WorkflowRun
@@ -29,7 +26,6 @@ from .states import RunStatus
 log = logging.getLogger(__name__)
 FINISHED = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED]
 UNFINISHED = [RunStatus.QUEUED, RunStatus.RUNNING]
-ACCEPTED = 202  # a webhook delivery's status code when it started a run
 
 
 @dataclass(frozen=True)
@@ -100,36 +96,6 @@ def prune_runs(*, batch_size: int = 1000, now: datetime | None = None) -> dict[s
             totals["runs"] += deleted_here
             log.info("retention: deleted %d runs of workflow %s", deleted_here, workflow.id)
     return totals
-
-
-def expired_deliveries(workflow: Workflow, *, now: datetime | None = None) -> QuerySet[WebhookDelivery]:
-    """The webhook deliveries of `workflow` that its policy no longer keeps."""
-    now = now or timezone.now()
-    policy = policy_for(workflow)
-    accepted = Q(status_code=ACCEPTED)
-    # An accepted delivery whose run was pruned goes with it (its run is what it was kept for).
-    expired = Q(received_at__lt=now - timedelta(days=policy.days)) | accepted & Q(run__isnull=True)
-    beyond = (WebhookDelivery.objects.filter(workflow=workflow).exclude(accepted).order_by("-id")
-              .values_list("id", flat=True)[policy.max_runs:policy.max_runs + 1])
-    if beyond:
-        expired |= ~accepted & Q(id__lte=beyond[0])
-    return WebhookDelivery.objects.filter(workflow=workflow).filter(expired)
-
-
-def prune_deliveries(*, batch_size: int = 1000, now: datetime | None = None) -> dict[str, int]:
-    """Delete expired webhook deliveries of every workflow, by id batches; returns how many went."""
-    now = now or timezone.now()
-    deleted = 0
-    for workflow in Workflow.objects.only("id", "retention_days", "retention_max_runs").order_by("id"):
-        queryset = expired_deliveries(workflow, now=now).order_by("id").values_list("id", flat=True)
-        while ids := list(queryset[:batch_size]):
-            count, _ = WebhookDelivery.objects.filter(id__in=ids).delete()
-            if not count:
-                break
-            deleted += count
-    if deleted:
-        log.info("retention: deleted %d webhook deliveries", deleted)
-    return {"deliveries": deleted}
 
 
 def history_storage(workflow_id: int, *, sample: int = 2000) -> dict:

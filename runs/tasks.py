@@ -2,7 +2,7 @@
 from celery import shared_task
 
 from . import services
-from .retention import prune_deliveries, prune_runs
+from .retention import prune_runs
 
 
 @shared_task(name="runs.start_run", acks_late=True, ignore_result=True)
@@ -24,5 +24,4 @@ def sweep() -> None:
 # The name is the one the beat schedule names (CELERY_BEAT_SCHEDULE in automation/settings.py).
 @shared_task(name="runs.prune", ignore_result=True)
 def prune() -> dict[str, int]:
-    # Runs first: the deliveries of the runs it deletes go in the same pass.
-    return {**prune_runs(), **prune_deliveries()}
+    return prune_runs()

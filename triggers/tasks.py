@@ -7,6 +7,7 @@ into "unregistered task" errors.
 from celery import shared_task
 
 from .polling import poll_fire
+from .retention import prune_deliveries as deliveries_prune
 from .schedules import cron_fire
 
 
@@ -18,3 +19,9 @@ def fire_cron(workflow_id: int, trigger_index: int) -> None:
 @shared_task(name="workflows.fire_poll", ignore_result=True)
 def fire_poll(workflow_id: int, trigger_index: int) -> None:
     poll_fire(workflow_id=workflow_id, trigger_index=trigger_index)
+
+
+# Named by the beat schedule (CELERY_BEAT_SCHEDULE in automation/settings.py), next to runs.prune.
+@shared_task(name="triggers.prune_deliveries", ignore_result=True)
+def prune_deliveries() -> dict[str, int]:
+    return deliveries_prune()

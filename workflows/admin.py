@@ -24,7 +24,9 @@ from django_celery_beat.models import PeriodicTask
 
 from connectors.registry import default_registry
 from runs.models import TriggerKind, WorkflowRun
+from runs.retention import history_storage, policy_for
 from runs.services import RunError, run_create
+from triggers.schedules import TASK_NAMES
 
 from .admin_graph import dag_svg
 from .cron import describe as describe_cron
@@ -33,7 +35,6 @@ from .models import Workflow, WorkflowVersion
 from .services import (
     definition_source_text, definition_validate, definition_yaml, spec_for_version, workflow_name_taken, workflow_save,
 )
-from triggers.schedules import TASK_NAMES
 
 SCHEDULE_PREFIX = "flowforge:{id}:"
 # What "Add workflow" starts from: two tasks, a dependency and a template, each a line to change.
@@ -219,8 +220,6 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     @admin.display(description="Storage used")
     def storage(self, obj: Workflow):
-        from runs.retention import history_storage, policy_for
-
         used = history_storage(obj.pk)
         policy = policy_for(obj)
         task_runs = f" / {used['task_runs']} task runs" if used["task_runs"] is not None else ""

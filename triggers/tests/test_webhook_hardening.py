@@ -24,6 +24,7 @@ from runs.models import WorkflowRun
 from runs.tasks import prune
 from runs.tests.operator_fixtures import alice, bob  # noqa: F401
 from triggers.models import WebhookDelivery
+from triggers.tasks import prune_deliveries
 from triggers.tests.test_webhooks import clear_rate_limits, fresh_rate_limits  # noqa: F401
 from triggers.webhook_signatures import stripe_header
 from triggers.webhooks import WebhookRejected, delivery_replay
@@ -206,7 +207,8 @@ def test_deliveries_are_pruned_with_the_workflows_run_history_retention(client):
     refused = list(WebhookDelivery.objects.filter(workflow=workflow, status_code=401).order_by("id")
                    .values_list("id", flat=True))
     WebhookDelivery.objects.filter(id=old_accepted).update(received_at=timezone.now() - timedelta(days=8))
-    result = prune()
+    prune()
+    result = prune_deliveries()
     remaining = set(WebhookDelivery.objects.filter(workflow=workflow).values_list("id", flat=True))
     assert remaining == {kept_accepted, *refused[-3:]}
     assert result["deliveries"] == 3
@@ -218,6 +220,7 @@ def test_an_accepted_delivery_goes_with_its_pruned_run(client):
     WorkflowRun.objects.filter(id=response.json()["run_id"]).update(
         status="succeeded", finished_at=timezone.now() - timedelta(days=400))
     prune()
+    prune_deliveries()
     assert not WorkflowRun.objects.filter(workflow=workflow).exists()
     assert not WebhookDelivery.objects.filter(workflow=workflow).exists()
 
