@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from workflows.admin_graph import dag_svg
+from workflows.models import Workflow
 from workflows.services import spec_for_version
 
 from .models import TaskRun, WorkflowRun
@@ -93,8 +94,6 @@ class WorkflowFilter(admin.SimpleListFilter):
     title, parameter_name = "workflow", "workflow__id__exact"
 
     def lookups(self, request, model_admin):
-        from workflows.models import Workflow
-
         return list(Workflow.objects.order_by("name").values_list("id", "name"))
 
     def queryset(self, request, queryset):
