@@ -182,6 +182,11 @@ AUTOMATION_SWEEP_SECONDS = env_float("AUTOMATION_SWEEP_SECONDS", 10.0)
 # Attempts lost with their worker are retried beyond `retries`, up to this many, so redelivery cannot loop.
 AUTOMATION_MAX_LOST_ATTEMPTS = env_int("AUTOMATION_MAX_LOST_ATTEMPTS", 3)
 AUTOMATION_LOG_LIMIT = env_int("AUTOMATION_LOG_LIMIT", 256 * 1024)
+# Control flow (SPEC §9): items one for_each task may have, and how deep flow.run_workflow may nest runs.
+AUTOMATION_MAX_ITEMS = env_int("AUTOMATION_MAX_ITEMS", 1000)
+AUTOMATION_MAX_DEPTH = env_int("AUTOMATION_MAX_DEPTH", 8)
+# The base of absolute links the platform hands out (webhook and resume URLs), SPEC §7.
+PUBLIC_URL = env_str("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 # Run-history retention (runs.retention.prune_runs); a workflow's retention_days / retention_max_runs override.
 AUTOMATION_RETENTION_DAYS = env_int("AUTOMATION_RETENTION_DAYS", 30)
 AUTOMATION_RETENTION_FAILED_DAYS = env_int("AUTOMATION_RETENTION_FAILED_DAYS", 90)

@@ -28,6 +28,15 @@ class WorkflowRun(models.Model):
                                help_text="The run this one retries or re-runs")
     # Tasks whose succeeded output is copied from the parent run instead of executing again.
     reuse_tasks = models.JSONField(default=list, blank=True)
+    # A child run started by `flow.run_workflow` (SPEC §9): the run and task run that wait for it, and how deep
+    # the chain of parents is (AUTOMATION_MAX_DEPTH bounds it).
+    parent_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children",
+                                   help_text="The run whose flow.run_workflow task started this one")
+    parent_task_run = models.ForeignKey("TaskRun", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="child_runs")
+    depth = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # Set once, by the guarded update that starts the workflow's `on_failure` handler for this failed run.
+    failure_handled = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -47,6 +56,8 @@ class WorkflowRun(models.Model):
 class TaskRun(models.Model):
     run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="task_runs")
     task_id = models.CharField(max_length=200)
+    # For the items of a `for_each` task (SPEC §9): the item's position; NULL on the task's own (parent) row.
+    item_index = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=TASK_STATUS_CHOICES, default=TaskStatus.PENDING.value)
     attempt = models.PositiveIntegerField(default=0)
     queue = models.CharField(max_length=100, default="default")
@@ -64,11 +75,24 @@ class TaskRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True, default="")
+    # A waiting task carries on at this time: a flow.wait's end, an approval's timeout (the sweep wakes overdue ones).
+    resume_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 of the token in this task run's resume URL (flow.approval); the token itself is never stored.
+    resume_token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["run", "task_id"], name="unique_task_per_run")]
-        indexes = [models.Index(fields=["status", "heartbeat_at"], name="taskrun_status_heartbeat")]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "task_id"], condition=models.Q(item_index__isnull=True),
+                                    name="unique_task_per_run"),
+            models.UniqueConstraint(fields=["run", "task_id", "item_index"],
+                                    condition=models.Q(item_index__isnull=False), name="unique_item_per_task"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "heartbeat_at"], name="taskrun_status_heartbeat"),
+            models.Index(fields=["status", "resume_at"], name="taskrun_status_resume",
+                         condition=models.Q(resume_at__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.task_id} ({self.status})"

@@ -14,6 +14,7 @@ class TaskStatus(str, Enum):
     PENDING = "pending"  # waiting for its upstream tasks
     QUEUED = "queued"  # ready; a message is (or will be) on the broker
     RUNNING = "running"  # claimed by a worker, which beats its heartbeat
+    WAITING = "waiting"  # paused (flow.wait, flow.approval, flow.run_workflow, a for_each parent): holds no worker
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # after its retries; `TaskRun.failure` says how (a FailureKind)
     SKIPPED = "skipped"  # its trigger rule can never be met, or `when` rendered false
