@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -17,6 +19,31 @@ class ActionError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.output = output or {}
+
+
+class PauseReason(str, Enum):
+    """What a paused (`waiting`) task waits for (SPEC §9)."""
+
+    TIME = "time"  # flow.wait: carries on at `Pause.until`
+    APPROVAL = "approval"  # flow.approval: a reply to its resume URL, or failure at `Pause.until` (the timeout)
+    CHILD_RUN = "child_run"  # flow.run_workflow: the child run named in `Pause.details` to end
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Pause:
+    """What an action's `execute` returns to pause its task instead of finishing it.
+
+    The task run becomes `waiting` and holds no worker; the platform stores `until` in the database and resumes
+    the task (the recovery sweep wakes anything overdue). `details` says what the platform needs to act (e.g. the
+    child workflow's name and payload) and is shown as the task's output while it waits.
+    """
+
+    reason: PauseReason
+    until: datetime | None = None
+    details: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -41,6 +68,9 @@ class ActionContext:
     workflow: str = ""
     owner_id: Any = None
     log: Callable[[str], None] = lambda line: None
+    # The same for every attempt of this task run (SPEC §10): send it where the target de-duplicates on it.
+    idempotency_key: str = ""
+    item_index: int | None = None  # the item's position in a for_each task, else None
 
 
 class Action:
@@ -54,7 +84,7 @@ class Action:
     # Inputs a shell interprets: every `{{ value }}` rendered into them is shell-quoted.
     shell_quoted_inputs: ClassVar[tuple[str, ...]] = ()
 
-    def execute(self, inputs: dict, context: ActionContext) -> dict:
+    def execute(self, inputs: dict, context: ActionContext) -> dict | Pause:
         raise NotImplementedError
 
     @classmethod

@@ -24,7 +24,7 @@ from typing import Any
 
 import jsonschema
 
-from connectors.base import ActionConfig, ActionContext, ActionError
+from connectors.base import ActionConfig, ActionContext, ActionError, Pause
 from connectors.registry import ActionRegistry, UnknownAction
 from workflows.definition import TaskSpec, schema_error_message
 from workflows.limits import MAX_OUTPUT_BYTES, LimitExceeded, check_storable, json_size
@@ -45,6 +45,7 @@ class AttemptResult:
     retryable: bool = False
     duration: float = 0.0
     failure: FailureKind | None = None  # how a failed attempt failed; None unless status is FAILED
+    pause: Pause | None = None  # set when status is WAITING: what the task waits for (the platform stores it)
 
     def __post_init__(self) -> None:
         if self.status == TaskStatus.FAILED and self.failure is None:
@@ -254,6 +255,8 @@ def _prepare_and_run(task: TaskSpec, action_class: type, template_context: Mappi
         context.log(traceback.format_exc())
         return AttemptResult(TaskStatus.FAILED, error=f"{type(exc).__name__}: {exc}", inputs=inputs,
                              retryable=True)
+    if isinstance(output, Pause):
+        return AttemptResult(TaskStatus.WAITING, output=dict(output.details), inputs=inputs, pause=output)
     if not isinstance(output, dict):
         output = {"value": output}
     return AttemptResult(TaskStatus.SUCCEEDED, output=output, inputs=inputs)
@@ -272,6 +275,8 @@ def execute_attempt(
     heartbeat: Callable[[], None] | None = None,
     heartbeat_every: float = 5.0,
     on_log: Callable[[str], None] | None = None,
+    idempotency_key: str = "",
+    item_index: int | None = None,
 ) -> AttemptResult:
     started = time.monotonic()
     lines: list[str] = []
@@ -299,7 +304,7 @@ def execute_attempt(
 
     context = ActionContext(
         run_id=run_id, task_id=task.id, attempt=attempt, timeout=task.timeout, config=config,
-        workflow=workflow, owner_id=owner_id, log=log,
+        workflow=workflow, owner_id=owner_id, log=log, idempotency_key=idempotency_key, item_index=item_index,
     )
     rendered: dict = {}  # the inputs, once rendered and checked, for a result that times out
     deadline = started + task.timeout

@@ -5,9 +5,11 @@ choices from `choices()`, and the API schema names them (ENUM_NAME_OVERRIDES in 
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 
 class TaskStatus(str, Enum):
@@ -64,6 +66,13 @@ class FailureKind(str, Enum):
 
 
 _COULD_NOT_RUN = frozenset({FailureKind.UNKNOWN_ACTION, FailureKind.TEMPLATE_ERROR, FailureKind.INVALID_INPUTS})
+
+
+def idempotency_key(run_id: Any, task_id: str, item_index: int | None = None) -> str:
+    """The key of one logical call (SPEC §10): the same for every attempt of a task run or for_each item, and
+    different for every other task run (a retry or re-run of the run is a new run, so a new logical call)."""
+    item = "" if item_index is None else f"[{item_index}]"
+    return hashlib.sha256(f"flowforge:{run_id}:{task_id}{item}".encode()).hexdigest()[:32]
 
 
 def choices(enum: type[Enum]) -> list[tuple[str, str]]:
