@@ -31,6 +31,10 @@ BUILTIN_ACTIONS: dict[str, str] = {
     "slack.post_message": "connectors.slack.actions:PostMessage",
     "sql.query": "connectors.sql.actions:SqlQuery",
     "webhook.send": "connectors.webhook.actions:WebhookSend",
+    "flow.wait": "connectors.flow.actions:FlowWait",
+    "flow.approval": "connectors.flow.actions:FlowApproval",
+    "flow.run_workflow": "connectors.flow.actions:FlowRunWorkflow",
+    "flow.respond": "connectors.flow.actions:FlowRespond",
 }
 
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 BUILT_INS = {"shell.run", "http.request", "file.write", "file.read", "email.send", "transform.jinja",
              "github.create_issue", "github.add_comment", "github.star_repo", "slack.post_message", "sql.query",
-             "webhook.send"}
+             "webhook.send", "flow.wait", "flow.approval", "flow.run_workflow", "flow.respond"}
 
 
 @pytest.fixture
