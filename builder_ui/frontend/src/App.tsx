@@ -3,7 +3,7 @@
 
 import { ReactFlowProvider, useReactFlow, type Edge } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import type { ApiClient, TaskRun } from "./api";
+import { taskRowsById, type ApiClient } from "./api";
 import { suggestionsForTask } from "./completions";
 import { connectionOptions, hasConnectionInput } from "./connections";
 import type { TaskNode } from "./definition";
@@ -56,7 +56,7 @@ function Builder({ config, api }: { config: BuilderConfig; api: ApiClient }) {
   const nodeIds = useMemo(() => new Set(nodes.map((n) => n.id)), [nodes]);
   const split = useMemo(() => splitErrors(doc.errors, nodeIds), [doc.errors, nodeIds]);
   const taskRuns = useMemo(
-    () => new Map<string, TaskRun>((runner.run?.tasks ?? []).map((t) => [t.task_id, t])),
+    () => taskRowsById(runner.run?.tasks ?? []),
     [runner.run],
   );
   const view: ViewState = useMemo(

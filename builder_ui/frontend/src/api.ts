@@ -47,9 +47,12 @@ export interface FieldError {
 }
 
 export const FINAL_RUN_STATES = ["succeeded", "failed", "cancelled"];
+export const FINAL_TASK_STATES = ["succeeded", "failed", "skipped", "cancelled"];
 
 export interface TaskRun {
   task_id: string;
+  /** Null on a task's own row; 0..n-1 on the rows of a for_each task's items (SPEC §6). */
+  item_index?: number | null;
   status: string;
   attempt?: number;
   input?: unknown;
@@ -70,6 +73,24 @@ export interface Run {
   started_at?: string | null;
   finished_at?: string | null;
   tasks: TaskRun[];
+}
+
+/** A task's own rows, by task id: the rows of for_each items are listed after them and must not replace them. */
+export function taskRowsById(tasks: TaskRun[]): Map<string, TaskRun> {
+  return new Map(tasks.filter((t) => t.item_index === undefined || t.item_index === null).map((t) => [t.task_id, t]));
+}
+
+/** How many items of each for_each task there are and how many have finished. */
+export function itemProgress(tasks: TaskRun[]): Map<string, { done: number; total: number }> {
+  const out = new Map<string, { done: number; total: number }>();
+  for (const t of tasks) {
+    if (t.item_index === undefined || t.item_index === null) continue;
+    const entry = out.get(t.task_id) ?? { done: 0, total: 0 };
+    entry.total += 1;
+    if (FINAL_TASK_STATES.includes(t.status)) entry.done += 1;
+    out.set(t.task_id, entry);
+  }
+  return out;
 }
 
 export class ApiError extends Error {

@@ -2,7 +2,7 @@
 
 import type { Edge } from "@xyflow/react";
 import type { ActionInfo, JsonSchema } from "./api";
-import type { TaskNode } from "./definition";
+import { hasForEach, type TaskNode } from "./definition";
 import { ancestorsOf } from "./graph";
 
 const TRIGGER_PATHS = [
@@ -27,12 +27,28 @@ function schemaPaths(schema: JsonSchema | undefined, prefix: string, depth: numb
   return out;
 }
 
+/** Present in every task's context: the key its attempts share (SPEC §10). */
+const TASK_PATHS = ["task.idempotency_key"];
+/** Present only in the templates of a task with `for_each` (SPEC §9). */
+const ITEM_PATHS = ["item", "index"];
+/** The action whose task runs get a resume URL that every task of the run can read. */
+export const APPROVAL_ACTION = "flow.approval";
+
+export interface TaskScope {
+  /** The task has `for_each`, so `item` and `index` exist in its templates. */
+  forEach?: boolean;
+  /** Ids of the workflow's flow.approval tasks: `run.resume_urls.<id>` exists for each. */
+  approvalTasks?: string[];
+}
+
 /** Expressions (without braces) usable in a task whose upstream tasks are `upstream`. */
 export function templateSuggestions(
   upstream: { id: string; action?: ActionInfo }[],
   secretNames: string[] = [],
+  scope: TaskScope = {},
 ): string[] {
-  const out = [...TRIGGER_PATHS];
+  const out = [...(scope.forEach ? ITEM_PATHS : []), ...TRIGGER_PATHS, ...TASK_PATHS];
+  out.push(...(scope.approvalTasks ?? []).map((id) => `run.resume_urls.${id}`));
   for (const { id, action } of upstream) {
     const output = `steps.${id}.output`;
     out.push(output, ...schemaPaths(action?.output_schema, output, 2), `steps.${id}.status`);
@@ -49,12 +65,14 @@ export function suggestionsForTask(
   actions: Map<string, ActionInfo>,
   secretNames: string[] = [],
 ): string[] {
-  if (!taskId) return templateSuggestions([], secretNames);
+  const approvalTasks = graph.nodes.filter((n) => n.data.action === APPROVAL_ACTION).map((n) => n.id);
+  const node = taskId ? graph.nodes.find((n) => n.id === taskId) : undefined;
+  if (!taskId || !node) return templateSuggestions([], secretNames, { approvalTasks });
   const actionOf = new Map(graph.nodes.map((n) => [n.id, n.data.action]));
   const upstream = ancestorsOf(graph.edges, taskId)
     .filter((id) => actionOf.has(id))
     .map((id) => ({ id, action: actions.get(actionOf.get(id)!) }));
-  return templateSuggestions(upstream, secretNames);
+  return templateSuggestions(upstream, secretNames, { forEach: hasForEach(node.data), approvalTasks });
 }
 
 /** The partial expression being typed at `caret`, if the caret is inside an unclosed `{{`. */

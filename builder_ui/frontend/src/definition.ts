@@ -18,6 +18,7 @@ export const TASK_DEFAULTS = {
   timeout: 300,
   trigger_rule: "all_success",
   queue: "default",
+  max_parallel: 10,
 } as const;
 
 export type JsonObject = Record<string, unknown>;
@@ -31,6 +32,10 @@ export interface TaskData extends Record<string, unknown> {
   when?: string;
   trigger_rule?: string;
   queue?: string;
+  /** A template that yields a list: the task runs once per item, with `item` and `index` (SPEC §9). */
+  for_each?: string;
+  /** Most items of a for_each running at once. */
+  max_parallel?: number;
   /** Keys the editor does not know about, carried through unchanged. */
   extra?: JsonObject;
 }
@@ -77,6 +82,8 @@ const KNOWN_TASK_KEYS = new Set([
   "when",
   "trigger_rule",
   "queue",
+  "for_each",
+  "max_parallel",
 ]);
 const STEP_ONLY_KEYS = new Set(["name", "id"]);
 const KNOWN_WORKFLOW_KEYS = new Set(["name", "triggers", "tasks", "steps"]);
@@ -136,10 +143,10 @@ function taskDataFrom(raw: JsonObject, path: string, skip: Set<string> = new Set
     throw new DefinitionError(`${path}: needs an 'action' or a 'run' command`);
   }
   const data: TaskData = { action, inputs };
-  for (const key of ["retries", "retry_delay", "timeout"] as const) {
+  for (const key of ["retries", "retry_delay", "timeout", "max_parallel"] as const) {
     if (typeof raw[key] === "number") data[key] = raw[key] as number;
   }
-  for (const key of ["when", "trigger_rule", "queue"] as const) {
+  for (const key of ["when", "trigger_rule", "queue", "for_each"] as const) {
     if (typeof raw[key] === "string") data[key] = raw[key] as string;
   }
   const extra: JsonObject = {};
@@ -242,6 +249,13 @@ export function toDefinition(nodes: TaskNode[], edges: Edge[], meta: WorkflowMet
       }
     }
     if (typeof d.when === "string" && d.when.trim() !== "") task.when = d.when;
+    if (hasForEach(d)) {
+      task.for_each = d.for_each;
+      // max_parallel means nothing without for_each, so it is only written beside it.
+      if (typeof d.max_parallel === "number" && d.max_parallel !== TASK_DEFAULTS.max_parallel) {
+        task.max_parallel = d.max_parallel;
+      }
+    }
     if (d.extra) Object.assign(task, d.extra);
     tasks[node.id] = task;
   }
@@ -253,6 +267,11 @@ export function toDefinition(nodes: TaskNode[], edges: Edge[], meta: WorkflowMet
   if (meta.triggers.length) out.triggers = meta.triggers.map(pruneTrigger);
   out.tasks = definition.tasks;
   return out;
+}
+
+/** The task runs once per item of a list (its templates can use `item` and `index`). */
+export function hasForEach(data: Pick<TaskData, "for_each">): data is { for_each: string } {
+  return typeof data.for_each === "string" && data.for_each.trim() !== "";
 }
 
 /** Drop inputs left empty in the form so they fall back to the action's own defaults. */

@@ -7,6 +7,7 @@ const KNOWN: Record<string, { color: string; glyph: string }> = {
   email: { color: "#c2410c", glyph: "✉" },
   transform: { color: "#7c3aed", glyph: "ƒ" },
   github: { color: "#1f2937", glyph: "⌥" },
+  flow: { color: "#b45309", glyph: "⏸" },
 };
 
 const PALETTE = ["#0369a1", "#15803d", "#a21caf", "#b45309", "#be123c", "#4d7c0f"];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ApiError, createApi, errorsFromBody } from "../src/api";
+import { ApiError, createApi, errorsFromBody, itemProgress, taskRowsById } from "../src/api";
 
 type Call = { url: string; init: RequestInit };
 
@@ -47,5 +47,27 @@ describe("errorsFromBody", () => {
     expect(errorsFromBody({ name: ["This field is required."] })).toEqual([
       { path: "name", message: "This field is required." },
     ]);
+  });
+});
+
+describe("a run with for_each items", () => {
+  const tasks = [
+    { task_id: "list", item_index: null, status: "succeeded" },
+    { task_id: "greet", item_index: null, status: "waiting" },
+    { task_id: "greet", item_index: 0, status: "succeeded" },
+    { task_id: "greet", item_index: 1, status: "failed" },
+    { task_id: "greet", item_index: 2, status: "running" },
+  ];
+
+  it("colours each node from the task's own row, not from its last item", () => {
+    const rows = taskRowsById(tasks);
+    expect(rows.get("greet")!.status).toBe("waiting");
+    expect(rows.get("list")!.status).toBe("succeeded");
+    expect(taskRowsById([{ task_id: "old", status: "running" }]).get("old")!.status).toBe("running");
+  });
+
+  it("counts finished items per task", () => {
+    expect(itemProgress(tasks).get("greet")).toEqual({ done: 2, total: 3 });
+    expect(itemProgress(tasks).has("list")).toBe(false);
   });
 });

@@ -68,3 +68,49 @@ describe("completion from a graph", () => {
     expect(filterSuggestions(offered, open.query)).toEqual(["secrets.API_KEY"]);
   });
 });
+
+describe("completion inside a for_each task", () => {
+  const task = (id: string, action: string, extra: Record<string, unknown> = {}) => ({
+    id, type: "task" as const, position: { x: 0, y: 0 }, data: { action, inputs: {}, ...extra },
+  });
+  const nodes = [
+    task("users", "transform.jinja"),
+    task("ask", "flow.approval"),
+    task("greet", "http.request", { for_each: "{{ steps.users.output }}" }),
+    task("report", "file.write"),
+  ];
+  const edges = [
+    { id: "users->ask", source: "users", target: "ask" },
+    { id: "ask->greet", source: "ask", target: "greet" },
+    { id: "greet->report", source: "greet", target: "report" },
+  ];
+  const actions = new Map<string, { name: string; family: string }>();
+
+  it("offers item and index first in the mapped task's templates", () => {
+    const offered = suggestionsForTask({ nodes, edges }, "greet", actions);
+    expect(offered.slice(0, 2)).toEqual(["item", "index"]);
+    expect(filterSuggestions(offered, openExpression("{{ it", 5)!.query)[0]).toBe("item");
+  });
+
+  it("does not offer item or index in a task without for_each", () => {
+    for (const id of ["users", "report"]) {
+      const offered = suggestionsForTask({ nodes, edges }, id, actions);
+      expect(offered).not.toContain("item");
+      expect(offered).not.toContain("index");
+    }
+  });
+
+  it("offers the idempotency key in every task", () => {
+    for (const id of ["users", "ask", "greet", "report", null]) {
+      expect(suggestionsForTask({ nodes, edges }, id, actions)).toContain("task.idempotency_key");
+    }
+  });
+
+  it("offers each approval task's resume URL to every task, upstream of it or not", () => {
+    for (const id of ["users", "greet", "report"]) {
+      expect(suggestionsForTask({ nodes, edges }, id, actions)).toContain("run.resume_urls.ask");
+    }
+    const withoutApproval = suggestionsForTask({ nodes: nodes.filter((n) => n.id !== "ask"), edges: [] }, "users", actions);
+    expect(withoutApproval.some((s) => s.startsWith("run.resume_urls"))).toBe(false);
+  });
+});

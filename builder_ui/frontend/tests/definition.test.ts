@@ -21,7 +21,9 @@ const examplesDir = candidates.find((p) => existsSync(p));
 
 // Written independently of src/definition.ts: what the contract says each example means.
 type Plain = Record<string, any>;
-const DEFAULTS: Plain = { retries: 0, retry_delay: 1, timeout: 300, trigger_rule: "all_success", queue: "default" };
+const DEFAULTS: Plain = {
+  retries: 0, retry_delay: 1, timeout: 300, trigger_rule: "all_success", queue: "default", max_parallel: 10,
+};
 
 function normaliseTask(raw: Plain): Plain {
   const out: Plain = {};
@@ -169,6 +171,60 @@ describe("toDefinition", () => {
       },
     });
   });
+});
+
+describe("for_each", () => {
+  const mapped = {
+    name: "Greet everyone",
+    tasks: {
+      list: { action: "transform.jinja", inputs: { value: "{{ trigger.body.users }}" } },
+      greet: {
+        action: "http.request",
+        depends_on: ["list"],
+        for_each: "{{ steps.list.output }}",
+        max_parallel: 3,
+        inputs: { url: "https://example.com/{{ item.id }}?n={{ index }}" },
+      },
+    },
+  };
+
+  it("a task with for_each and max_parallel saves exactly as it was loaded", () => {
+    const { nodes } = fromDefinition(mapped);
+    expect(nodes.find((n) => n.id === "greet")!.data).toMatchObject({ for_each: "{{ steps.list.output }}", max_parallel: 3 });
+    expect(roundTrip(mapped)).toEqual(mapped);
+    expect(roundTrip(roundTrip(mapped))).toEqual(mapped);
+  });
+
+  it("for_each typed into the panel is saved on the task, max_parallel only when it is not the default", () => {
+    const { nodes, edges, meta } = fromDefinition({ name: "w", tasks: { a: { action: "shell.run", inputs: { command: "echo {{ item }}" } } } });
+    nodes[0].data = { ...nodes[0].data, for_each: "{{ trigger.body }}", max_parallel: 10 };
+    expect(toDefinition(nodes, edges, meta).tasks.a).toEqual({
+      action: "shell.run", inputs: { command: "echo {{ item }}" }, for_each: "{{ trigger.body }}",
+    });
+    nodes[0].data = { ...nodes[0].data, max_parallel: 2 };
+    expect(toDefinition(nodes, edges, meta).tasks.a).toMatchObject({ for_each: "{{ trigger.body }}", max_parallel: 2 });
+  });
+
+  it("clearing for_each drops max_parallel with it", () => {
+    const { nodes, edges, meta } = fromDefinition(mapped);
+    const greet = nodes.find((n) => n.id === "greet")!;
+    greet.data = { ...greet.data, for_each: "  " };
+    const saved = toDefinition(nodes, edges, meta).tasks.greet;
+    expect(saved.for_each).toBeUndefined();
+    expect(saved.max_parallel).toBeUndefined();
+  });
+
+  const repoExamples = resolve(here, "../../../examples");
+  const flowExamples = existsSync(repoExamples)
+    ? readdirSync(repoExamples).filter((f) => /\.ya?ml$/.test(f) && /for_each|for-each/.test(readFileSync(join(repoExamples, f), "utf8")))
+    : [];
+  for (const file of flowExamples) {
+    it(`examples/${file} keeps its for_each through the builder`, () => {
+      const original = parse(readFileSync(join(repoExamples, file), "utf8"));
+      const saved = roundTrip(original);
+      expect(normalise(saved)).toEqual(normalise(original));
+    });
+  }
 });
 
 describe("ids", () => {

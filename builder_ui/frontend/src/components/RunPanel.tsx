@@ -1,4 +1,4 @@
-import type { Run } from "../api";
+import { itemProgress, taskRowsById, type Run } from "../api";
 
 interface Props {
   payload: string;
@@ -12,7 +12,8 @@ interface Props {
 }
 
 export function RunPanel({ payload, onPayloadChange, payloadError, run, runError, runHref, taskOrder, onSelectTask }: Props) {
-  const byId = new Map((run?.tasks ?? []).map((t) => [t.task_id, t]));
+  const byId = taskRowsById(run?.tasks ?? []);
+  const items = itemProgress(run?.tasks ?? []);
   const ids = [...taskOrder, ...[...byId.keys()].filter((id) => !taskOrder.includes(id))];
   return (
     <div className="ff-panel-body" data-testid="run-panel">
@@ -51,6 +52,7 @@ export function RunPanel({ payload, onPayloadChange, payloadError, run, runError
             {ids.map((id) => {
               const t = byId.get(id);
               const status = t?.status ?? "pending";
+              const progress = items.get(id);
               return (
                 <li key={id}>
                   <button type="button" className="ff-run-task" onClick={() => onSelectTask(id)} data-testid={`run-task-${id}`}>
@@ -58,6 +60,11 @@ export function RunPanel({ payload, onPayloadChange, payloadError, run, runError
                     <span className="ff-mono">{id}</span>
                     <span className="ff-muted">{status}</span>
                     {t?.attempt && t.attempt > 1 ? <span className="ff-muted">#{t.attempt}</span> : null}
+                    {progress ? (
+                      <span className="ff-muted" data-testid={`run-task-items-${id}`}>
+                        {progress.done}/{progress.total} items
+                      </span>
+                    ) : null}
                   </button>
                 </li>
               );

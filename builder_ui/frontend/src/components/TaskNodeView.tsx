@@ -9,6 +9,7 @@ const STATUS_LABEL: Record<string, string> = {
   pending: "Pending",
   queued: "Queued",
   running: "Running",
+  waiting: "Waiting (holds no worker)",
   succeeded: "Succeeded",
   failed: "Failed",
   skipped: "Skipped",

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
 import type { ActionInfo, TaskRun } from "../api";
 import type { ConnectionOption } from "../connections";
-import { TASK_DEFAULTS, TASK_ID_PATTERN, TRIGGER_RULES, type TaskData, type TaskNode } from "../definition";
+import { TASK_DEFAULTS, TASK_ID_PATTERN, TRIGGER_RULES, hasForEach, type TaskData, type TaskNode } from "../definition";
 import { SchemaForm, parseNumberText } from "../schemaForm";
 import { TemplateInput } from "./TemplateInput";
 import { TaskRunDetails } from "./TaskRunDetails";
@@ -34,7 +34,7 @@ export function validateTaskId(id: string, current: string, taken: string[]): st
 }
 
 function NumberSetting(props: {
-  name: "retries" | "retry_delay" | "timeout";
+  name: "retries" | "retry_delay" | "timeout" | "max_parallel";
   label: string;
   unit?: string;
   data: TaskData;
@@ -51,8 +51,8 @@ function NumberSetting(props: {
       <input
         id={`ff-task-${name}`}
         type="number"
-        min={0}
-        step={name === "retries" ? 1 : "any"}
+        min={name === "max_parallel" ? 1 : 0}
+        step={name === "retries" || name === "max_parallel" ? 1 : "any"}
         className="ff-input ff-mono"
         data-testid={`task-${name}`}
         placeholder={String(TASK_DEFAULTS[name])}
@@ -75,6 +75,8 @@ export function TaskPanel(props: Props) {
   useEffect(() => setIdText(node.id), [node.id]);
   const idError = validateTaskId(idText, node.id, takenIds);
   const data = node.data;
+  // The list is computed before any item exists, so its own expression cannot use them.
+  const forEachSuggestions = suggestions.filter((s) => s !== "item" && s !== "index");
 
   function commitId() {
     if (idText !== node.id && !idError) onRename(idText);
@@ -139,6 +141,34 @@ export function TaskPanel(props: Props) {
         fieldErrors={fieldErrors}
         connections={connections}
       />
+
+      <div className="ff-section-title">Repeat</div>
+      <div className="ff-settings">
+        <div className="ff-field">
+          <label className="ff-label" htmlFor="ff-task-for_each">
+            For each item of
+            <span className="ff-type">template → list</span>
+          </label>
+          <TemplateInput
+            id="ff-task-for_each"
+            testId="task-for_each"
+            value={data.for_each ?? ""}
+            placeholder="{{ trigger.body.users }}"
+            suggestions={forEachSuggestions}
+            onChange={(forEach) => onChange({ ...data, for_each: forEach || undefined })}
+          />
+          <div className="ff-help">
+            {hasForEach(data)
+              ? "Runs once per item; this task's fields can use {{ item }} and {{ index }}. Its output is the list of the items' outputs."
+              : "Leave empty to run once. With a list, the task runs once per item; an empty list skips it."}
+          </div>
+        </div>
+        {hasForEach(data) && (
+          <div className="ff-row">
+            <NumberSetting name="max_parallel" label="At most at once" data={data} onChange={onChange} />
+          </div>
+        )}
+      </div>
 
       <div className="ff-section-title">Execution</div>
       <div className="ff-settings">
