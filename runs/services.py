@@ -32,7 +32,8 @@ from workflows.templating import has_template
 
 from .executor import AttemptResult, RecordingSecrets, clean_text, execute_attempt, template_context
 from .models import TaskRun, TriggerKind, WorkflowRun
-from .states import FINAL_RUN, FailureKind, RunStatus, TaskStatus, advance, retry_delay, run_outcome
+from .states import FINAL_RUN, FailureKind, RunStatus, TaskStatus, advance, idempotency_key, retry_delay, run_outcome
+from .wakeups import run_finished_announce
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -280,6 +281,8 @@ def _execute_claimed(task_run: TaskRun, *, keep_local_queue: str | None) -> Task
         task, template_context=context, registry=default_registry(), config=action_config(allow_shell=allow_shell),
         run_id=run.id, attempt=task_run.attempt, workflow=run.workflow.name, owner_id=run.workflow.owner_id,
         heartbeat=lambda: _heartbeat(task_run), heartbeat_every=settings.AUTOMATION_HEARTBEAT_SECONDS,
+        idempotency_key=idempotency_key(run.id, task_run.task_id, task_run.item_index),
+        item_index=task_run.item_index,
     )
     next_task_run = task_finish(task_run=task_run, result=result, spec=spec, keep_local_queue=keep_local_queue)
     if next_task_run is not None:
@@ -287,7 +290,8 @@ def _execute_claimed(task_run: TaskRun, *, keep_local_queue: str | None) -> Task
     return next_task_run
 
 
-_TASK_RUN_FIELDS = ("id", "run_id", "task_id", "attempt", "queue", "logs", "attempts", "started_at", "worker")
+_TASK_RUN_FIELDS = ("id", "run_id", "task_id", "item_index", "attempt", "queue", "logs", "attempts", "started_at",
+                    "worker")
 _RUN_FIELDS = ("run__id", "run__trigger", "run__trigger_kind", "run__started_at", "run__workflow_version_id",
                "run__workflow_id")
 
@@ -436,8 +440,9 @@ def _finish_run_if_done(run: WorkflowRun, statuses: dict, spec: WorkflowSpec) ->
     outcome = run_outcome(statuses)
     if outcome is None:
         return
-    WorkflowRun.objects.filter(id=run.id, status=RunStatus.RUNNING).update(status=str(outcome),
-                                                                          finished_at=timezone.now())
+    if WorkflowRun.objects.filter(id=run.id, status=RunStatus.RUNNING).update(status=str(outcome),
+                                                                             finished_at=timezone.now()):
+        transaction.on_commit(lambda: run_finished_announce(run.id))
     if spec.concurrency:
         transaction.on_commit(lambda: _start_next_queued(run.workflow_id))
 
@@ -463,6 +468,7 @@ def run_cancel(*, run_id: int) -> WorkflowRun:
             status=TaskStatus.CANCELLED, finished_at=now)
         run.status, run.finished_at = RunStatus.CANCELLED, now
         run.save(update_fields=["status", "finished_at"])
+        transaction.on_commit(lambda: run_finished_announce(run.id))
     return run
 
 
