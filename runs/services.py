@@ -6,6 +6,7 @@ after a task ends happens under a row lock on the run, so siblings finishing at 
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -19,13 +20,17 @@ from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError, connection, connections, models, router, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from automation.logging import bind_log_context
+from connectors.base import PauseReason
+from connectors.flow.actions import FlowApproval, FlowWait
 from connectors.platform import action_config
 from connectors.registry import default_registry
 from connectors.secrets import secret_value
 from workflows.definition import WorkflowSpec
 from workflows.graph import downstream_of
+from workflows.limits import LimitExceeded, check_storable
 from workflows.models import Workflow, WorkflowVersion
 from workflows.services import spec_for_version
 from workflows.templating import has_template
@@ -273,7 +278,8 @@ def _execute_claimed(task_run: TaskRun, *, keep_local_queue: str | None) -> Task
         trigger=run.trigger,
         task_results=_upstream_results(run.id) if _uses_templates(task) else {},
         run={"id": run.id, "workflow": run.workflow.name,
-             "started_at": run.started_at.isoformat() if run.started_at else None},
+             "started_at": run.started_at.isoformat() if run.started_at else None,
+             "resume_urls": _resume_urls(run.id, spec)},
         secrets=secrets,
     )
     allow_shell = settings.AUTOMATION_ALLOW_SHELL or run.trigger_kind == TriggerKind.CLI
@@ -386,6 +392,8 @@ def _record_attempt_once(task_run: TaskRun, result: AttemptResult, spec: Workflo
                            **common):
                 transaction.on_commit(lambda: enqueue_task_run(task_run.id, task_run.queue, countdown=delay))
             return None
+        if result.status == TaskStatus.WAITING and not cancelled:
+            return _record_pause(task_run, result, mine, common, now)
         final = TaskStatus.CANCELLED if cancelled else str(result.status)
         if mine.update(status=final, finished_at=now, **common) and not cancelled:
             return _advance_run(run, spec, keep_local_queue=keep_local_queue)
@@ -464,7 +472,8 @@ def run_cancel(*, run_id: int) -> WorkflowRun:
         run = WorkflowRun.objects.select_for_update().get(id=run_id)
         if run.status in FINAL_RUN:
             return run
-        TaskRun.objects.filter(run_id=run.id, status__in=[TaskStatus.PENDING, TaskStatus.QUEUED]).update(
+        unfinished = [TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.WAITING]
+        TaskRun.objects.filter(run_id=run.id, status__in=unfinished).update(
             status=TaskStatus.CANCELLED, finished_at=now)
         run.status, run.finished_at = RunStatus.CANCELLED, now
         run.save(update_fields=["status", "finished_at"])
@@ -508,7 +517,8 @@ def sweep(*, now=None) -> dict[str, int]:
     now = now or timezone.now()
     lease = timedelta(seconds=settings.AUTOMATION_TASK_LEASE_SECONDS)
     requeue_after = timedelta(seconds=settings.AUTOMATION_REQUEUE_AFTER_SECONDS)
-    counts = {"zombies": 0, "requeued": 0, "restarted": 0}
+    counts = {"zombies": 0, "requeued": 0, "restarted": 0,
+              "resumed": _resume_overdue(now), "hinted": _hint_upcoming(now)}
     zombies = TaskRun.objects.filter(status=TaskStatus.RUNNING, heartbeat_at__lt=now - lease)
     for task_run in zombies.select_related("run")[:500]:
         counts["zombies"] += _recover_zombie(task_run, now)
@@ -551,3 +561,166 @@ def _recover_zombie(task_run: TaskRun, now) -> int:
                 _advance_run(run, spec)
             return 1
     return 0
+
+
+# --- pauses: flow.wait and flow.approval (SPEC §9) -----------------------------------------------------------
+# A paused task run is `waiting` with `resume_at` in the database and holds no worker. A Celery message with an
+# ETA (runs.resume_due) is only a hint that wakes it on time; the recovery sweep resumes anything overdue, so a
+# worker restart or a broker flush loses nothing. Every resumption is a guarded `waiting → final` update.
+
+RESUME_TOKEN_SALT = "flowforge.runs.resume-url"
+
+
+class ResumeTokenUnknown(LookupError):
+    """No waiting-capable task run has this resume token (the view answers 404)."""
+
+
+def resume_token(task_run_id: int) -> str:
+    """The secret in a task run's resume URL: derivable from its id with SECRET_KEY (so every task of the run can
+    be shown the URL before the approval task pauses), unguessable without it, and good for that task run only."""
+    return salted_hmac(RESUME_TOKEN_SALT, str(task_run_id), algorithm="sha256").hexdigest()
+
+
+def resume_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def resume_url(task_run_id: int) -> str:
+    return f"{settings.PUBLIC_URL}/resume/{resume_token(task_run_id)}"
+
+
+def _resume_urls(run_id: int, spec: WorkflowSpec) -> dict[str, str]:
+    """`run.resume_urls`: the resume URL of every flow.approval task of the run, by task id."""
+    approvals = [task_id for task_id, task in spec.tasks.items() if task.action == FlowApproval.name]
+    if not approvals:
+        return {}
+    rows = TaskRun.objects.filter(run_id=run_id, task_id__in=approvals, item_index__isnull=True)
+    return {task_id: resume_url(task_run_id) for task_id, task_run_id in rows.values_list("task_id", "id")}
+
+
+def _record_pause(task_run: TaskRun, result: AttemptResult, mine: models.QuerySet, common: dict, now) -> None:
+    """Record an attempt that paused: `waiting`, no worker, its wake-up time stored, a wake-up hint sent."""
+    pause = result.pause
+    until = pause.until if pause else None
+    approval = pause is not None and pause.reason == PauseReason.APPROVAL
+    token_hash = resume_token_hash(resume_token(task_run.id)) if approval else None
+    if mine.update(status=TaskStatus.WAITING, resume_at=until, resume_token_hash=token_hash, worker="",
+                   heartbeat_at=None, **common) and until is not None:
+        transaction.on_commit(lambda: _hint_resume(task_run.id, task_run.queue, until))
+
+
+def _hint_resume(task_run_id: int, queue: str, until) -> None:
+    """Ask a worker to resume the task run at `until`; only within the broker's redelivery horizon (a longer ETA
+    would be delivered again every visibility timeout), later ones are hinted by the sweep as they come near."""
+    delay = (until - timezone.now()).total_seconds()
+    if delay <= _hint_horizon_seconds():
+        _send("resume_due", (task_run_id,), queue=queue, eta=until if delay > 0 else None)
+
+
+def _hint_horizon_seconds() -> float:
+    # Half the Redis visibility timeout: an unacknowledged ETA message is redelivered after it.
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+    return float(options.get("visibility_timeout", 3600)) / 2
+
+
+def task_resume(*, task_run_id: int, status: TaskStatus, output: dict, error: str = "", note: str = "",
+                now=None) -> TaskRun | None:
+    """Finish a waiting task run as `status` and advance its run. None when it is not waiting (any more): another
+    resumption, a cancel or a duplicate message won. A run that is no longer running gets the task cancelled."""
+    now = now or timezone.now()
+    run_id = TaskRun.objects.filter(id=task_run_id).values_list("run_id", flat=True).first()
+    if run_id is None:
+        return None
+    with transaction.atomic():
+        run = _lock_run(run_id)
+        row = TaskRun.objects.select_for_update().filter(id=task_run_id, status=TaskStatus.WAITING).first()
+        if row is None:
+            return None
+        running = run.status == RunStatus.RUNNING
+        row.status = str(status) if running else TaskStatus.CANCELLED.value
+        row.output, row.error, row.finished_at = output, error, now
+        row.failure = FailureKind.ACTION_FAILED.value if row.status == TaskStatus.FAILED else ""
+        row.logs = _joined_logs_line(row.logs, note or error or f"resumed: {row.status}")
+        row.save(update_fields=["status", "output", "error", "finished_at", "failure", "logs"])
+        if running:
+            version_id = WorkflowRun.objects.values_list("workflow_version_id", flat=True).get(id=run.id)
+            _advance_run(run, spec_for_version(version_id))
+    return row
+
+
+def _joined_logs_line(logs: str, line: str) -> str:
+    return ((logs + "\n" if logs else "") + f"[{line}]")[-settings.AUTOMATION_LOG_LIMIT:]
+
+
+def task_resume_due(*, task_run_id: int, now=None) -> TaskRun | None:
+    """The wake-up of a waiting flow.wait or flow.approval task run: a wait succeeds, an approval times out."""
+    now = now or timezone.now()
+    row = (TaskRun.objects.filter(id=task_run_id, status=TaskStatus.WAITING, resume_at__isnull=False)
+           .select_related("run").only("id", "task_id", "queue", "resume_at", "output", "run__workflow_version_id")
+           .first())
+    if row is None:
+        return None
+    if row.resume_at > now:  # an early hint (clock skew, or the sweep's look-ahead): ask again for the right time
+        _hint_resume(row.id, row.queue, row.resume_at)
+        return None
+    action = spec_for_version(row.run.workflow_version_id).tasks[row.task_id].action
+    if action == FlowWait.name:
+        return task_resume(task_run_id=row.id, status=TaskStatus.SUCCEEDED, now=now,
+                           output={"waited_until": row.resume_at.isoformat()}, note="waited until "
+                           + row.resume_at.isoformat())
+    if action == FlowApproval.name:
+        return task_resume(task_run_id=row.id, status=TaskStatus.FAILED, output=row.output, now=now,
+                           error="approval timed out")
+    return None
+
+
+def approval_answer(*, task_run_id: int, reply: dict, by: str) -> TaskRun:
+    """Answer a waiting approval: `approved: true` succeeds the task with the reply plus `by`, false fails it
+    ("rejected"). Raises RunError for a reply without a boolean `approved`, RunStateConflict when it no longer
+    waits."""
+    approved = reply.get("approved")
+    if not isinstance(approved, bool):
+        raise RunError("approved: required, true or false")
+    output = {**reply, "by": by}
+    try:
+        check_storable(output, "")
+    except LimitExceeded as exc:
+        raise RunError(str(exc)) from None
+    row = TaskRun.objects.filter(id=task_run_id).only("id", "task_id", "run_id", "status").first()
+    if row is None:
+        raise ResumeTokenUnknown(task_run_id)
+    if row.status == TaskStatus.WAITING:
+        status = TaskStatus.SUCCEEDED if approved else TaskStatus.FAILED
+        done = task_resume(task_run_id=row.id, status=status, output=output, error="" if approved else "rejected",
+                           note=f"{'approved' if approved else 'rejected'} by {by}")
+        if done is not None:
+            return done
+    raise RunStateConflict(f"task {row.task_id} of run {row.run_id} is not waiting for approval")
+
+
+def approval_answer_by_token(*, token: str, reply: dict, by: str = "url") -> TaskRun:
+    """`approval_answer` for the task run whose resume URL carries `token`; ResumeTokenUnknown if none does."""
+    task_run_id = (TaskRun.objects.filter(resume_token_hash=resume_token_hash(token))
+                   .values_list("id", flat=True).first())
+    if task_run_id is None:
+        raise ResumeTokenUnknown(token)
+    return approval_answer(task_run_id=task_run_id, reply=reply, by=by)
+
+
+def _resume_overdue(now) -> int:
+    """Sweep: resume every waiting task run whose time has come (its hint was lost, or never sent)."""
+    overdue = TaskRun.objects.filter(status=TaskStatus.WAITING, resume_at__lte=now).order_by("resume_at")
+    return sum(1 for task_run_id in overdue.values_list("id", flat=True)[:1000]
+               if task_resume_due(task_run_id=task_run_id, now=now))
+
+
+def _hint_upcoming(now) -> int:
+    """Sweep: hint the waits too far off to be hinted when they paused, once they come within two sweeps."""
+    horizon = timedelta(seconds=_hint_horizon_seconds())
+    soon = (TaskRun.objects.filter(status=TaskStatus.WAITING, resume_at__gt=now,
+                                   resume_at__lte=now + timedelta(seconds=2 * settings.AUTOMATION_SWEEP_SECONDS))
+            .filter(resume_at__gt=F("started_at") + horizon))
+    rows = list(soon.values_list("id", "queue", "resume_at")[:1000])
+    for task_run_id, queue, until in rows:
+        _hint_resume(task_run_id, queue, until)
+    return len(rows)

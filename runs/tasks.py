@@ -16,6 +16,12 @@ def execute_task(self, task_run_id: int) -> None:
     services.task_execute(task_run_id=task_run_id, queue=queue)
 
 
+# A hint sent with an ETA when a task pauses (flow.wait, flow.approval's timeout); the database decides.
+@shared_task(name="runs.resume_due", acks_late=True, ignore_result=True)
+def resume_due(task_run_id: int) -> None:
+    services.task_resume_due(task_run_id=task_run_id)
+
+
 @shared_task(name="runs.sweep", ignore_result=True)
 def sweep() -> None:
     services.sweep()
