@@ -104,3 +104,18 @@ def test_another_users_workflow_of_the_same_name_is_neither_touched_nor_in_the_w
     theirs.refresh_from_db()
     assert theirs.owner == bob and theirs.version == 1 and list(theirs.definition["tasks"]) == ["mine"]
     assert Workflow.objects.filter(name="First", owner=admin).exists()
+
+
+REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_the_repository_examples_bin_start_imports_include_the_control_flow_ones(monkeypatch):
+    monkeypatch.setenv("FLOWFORGE_ADMIN_PASSWORD", "s3cret-demo")
+    out, err = bootstrap(str(REPO_EXAMPLES))
+    assert "not imported" not in err, err
+    admin = User.objects.get(username="admin")
+    names = set(Workflow.objects.filter(owner=admin).values_list("name", flat=True))
+    assert {"Approve and file invoices", "Import that fails", "Alert on failure"} <= names
+    mapped = Workflow.objects.get(name="Approve and file invoices").definition["tasks"]["file_invoice"]
+    assert mapped["for_each"] == "{{ trigger.body.invoices }}" and mapped["max_parallel"] == 2
+    assert Workflow.objects.get(name="Import that fails").definition["on_failure"] == "Alert on failure"
