@@ -321,11 +321,23 @@ def execute_attempt(
     return finish(result)
 
 
+_NO_ITEM = object()
+
+
 def template_context(
-    *, trigger: Mapping, task_results: Mapping[str, Mapping], run: Mapping, secrets: Mapping | None = None
+    *, trigger: Mapping, task_results: Mapping[str, Mapping], run: Mapping, secrets: Mapping | None = None,
+    item: Any = _NO_ITEM, index: int | None = None, task: Mapping | None = None,
 ) -> dict[str, Any]:
-    """The run context of SPEC §2; `task_results` maps task id → {"output", "status"}."""
+    """The run context of SPEC §2; `task_results` maps task id → {"output", "status"}.
+
+    `item` and `index` exist only for an item of a for_each task (SPEC §9); `task` carries the task run's
+    `idempotency_key` (SPEC §10).
+    """
     steps = {task_id: {"output": r.get("output") or {}, "status": str(r.get("status"))}
              for task_id, r in task_results.items()}
-    return {"trigger": dict(trigger), "steps": steps, "tasks": steps, "run": dict(run),
-            "secrets": secrets if secrets is not None else RecordingSecrets(lambda name: None)}
+    context = {"trigger": dict(trigger), "steps": steps, "tasks": steps, "run": dict(run),
+               "secrets": secrets if secrets is not None else RecordingSecrets(lambda name: None),
+               "task": dict(task or {})}
+    if item is not _NO_ITEM:
+        context["item"], context["index"] = item, index
+    return context

@@ -17,16 +17,18 @@ import yaml
 from . import cron as cron_maths
 from .graph import find_cycle, plan_levels
 from .limits import MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_TASKS, LimitExceeded, check_depth, json_size
-from .templating import has_template, syntax_errors
+from .templating import has_template, syntax_errors, template_variables
 from .webhook_trigger import webhook_trigger_problems
 
 TASK_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TRIGGER_RULES = ("all_success", "all_done", "one_failed", "one_success")
-WORKFLOW_KEYS = {"name", "description", "steps", "tasks", "triggers", "concurrency", "enabled"}
+WORKFLOW_KEYS = {"name", "description", "steps", "tasks", "triggers", "concurrency", "enabled", "on_failure"}
 TASK_KEYS = {
     "name", "description", "run", "action", "inputs", "depends_on", "retries", "retry_delay", "timeout", "when",
-    "trigger_rule", "queue",
+    "trigger_rule", "queue", "for_each", "max_parallel",
 }
+DEFAULT_MAX_PARALLEL = 10
+ITEM_VARIABLES = ("item", "index")  # what a for_each task's templates read besides the run context
 TRIGGER_KEYS = {
     "webhook": {"type", "secret", "signature", "rate_limit", "methods"},
     "cron": {"type", "cron", "timezone", "catchup", "max_catchup"},
@@ -73,6 +75,8 @@ class TaskSpec:
     trigger_rule: str = "all_success"
     queue: str = "default"
     name: str | None = None
+    for_each: str | None = None  # a template yielding the list whose items the task runs once each (SPEC §9)
+    max_parallel: int = DEFAULT_MAX_PARALLEL  # most items of this task running at once
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class WorkflowSpec:
     triggers: list[dict] = field(default_factory=list)
     concurrency: int | None = None
     enabled: bool = True
+    on_failure: str | None = None  # the name of the workflow started when a run of this one fails
 
     @property
     def depends_on(self) -> dict[str, tuple[str, ...]]:
@@ -303,9 +308,14 @@ def compile_definition(source: str | bytes | Mapping, actions: ActionCatalog) ->
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         check.add("enabled", f"must be true or false, got {enabled!r}")
+    on_failure = data.get("on_failure")
+    if on_failure is not None and (not isinstance(on_failure, str) or not on_failure.strip()):
+        check.add("on_failure", f"must be the name of a workflow, got {on_failure!r}")
+        on_failure = None
     if check.problems:
         raise InvalidDefinition(check.problems)
-    return WorkflowSpec(name=name, tasks=tasks, triggers=triggers, concurrency=concurrency, enabled=enabled)
+    return WorkflowSpec(name=name, tasks=tasks, triggers=triggers, concurrency=concurrency, enabled=enabled,
+                        on_failure=on_failure)
 
 
 def _collect_tasks(data: Mapping, check: _Checker) -> dict[str, tuple[dict, str]]:
@@ -411,6 +421,8 @@ def _task(task_id: str, raw: dict, path: str, check: _Checker) -> TaskSpec:
     if not isinstance(queue, str) or not re.match(r"^[A-Za-z0-9_.:-]+$", queue):
         check.add(f"{path}.queue", "must be a queue name of letters, digits, '_', '-', '.' or ':'")
         queue = "default"
+    for_each = _for_each(raw, path, check)
+    _item_references(raw, path, for_each is not None, check)
     return TaskSpec(
         id=task_id,
         action=action,
@@ -423,7 +435,43 @@ def _task(task_id: str, raw: dict, path: str, check: _Checker) -> TaskSpec:
         trigger_rule=rule,
         queue=queue,
         name=raw.get("name"),
+        for_each=for_each,
+        max_parallel=check.number(raw, "max_parallel", path, DEFAULT_MAX_PARALLEL, minimum=1, integer=True),
     )
+
+
+def _for_each(raw: dict, path: str, check: _Checker) -> str | None:
+    if "for_each" not in raw:
+        if "max_parallel" in raw:
+            check.add(f"{path}.max_parallel", "only applies to a task with `for_each`")
+        return None
+    expression = raw["for_each"]
+    if not isinstance(expression, str) or not has_template(expression):
+        check.add(f"{path}.for_each", "must be a template string yielding a list, e.g. "
+                                      "\"{{ steps.fetch.output.json.items }}\"")
+        return None
+    for sub, message in syntax_errors(expression, f"{path}.for_each"):
+        check.add(sub, message)
+    for name in ITEM_VARIABLES:
+        if name in template_variables(expression):
+            check.add(f"{path}.for_each", f"`{name}` is not defined yet: the list is computed before any item")
+    return expression
+
+
+def _item_references(raw: dict, path: str, has_for_each: bool, check: _Checker) -> None:
+    """`item` and `index` exist only in the templates of a task with `for_each`."""
+    if has_for_each or "for_each" in raw:
+        return
+    places = [("run", raw.get("run")), ("when", raw.get("when")), ("inputs", raw.get("inputs"))]
+    for key, value in places:
+        if isinstance(value, dict):
+            found = [(f"{path}.{key}.{k}", template_variables(v)) for k, v in value.items()]
+        else:
+            found = [(f"{path}.{key}", template_variables(value))]
+        for where, names in found:
+            for name in ITEM_VARIABLES:
+                if name in names:
+                    check.add(where, f"`{name}` is only available in a task with `for_each`")
 
 
 def _triggers(raw: Any, check: _Checker) -> list[dict]:

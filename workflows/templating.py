@@ -29,7 +29,7 @@ import types
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
@@ -683,3 +683,19 @@ def is_truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("", "false", "0", "no", "none", "null", "off")
     return bool(value)
+
+
+def template_variables(value: Any) -> set[str]:
+    """The top-level names the templates inside `value` read (`item`, `steps`, ...); unparsable ones read none."""
+    if isinstance(value, str):
+        if not has_template(value):
+            return set()
+        try:
+            return set(meta.find_undeclared_variables(_env.parse(value)))
+        except (TemplateSyntaxError, RecursionError):
+            return set()
+    if isinstance(value, dict):
+        return set().union(*(template_variables(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(template_variables(v) for v in value))
+    return set()

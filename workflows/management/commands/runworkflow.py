@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Callable
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -16,7 +17,7 @@ from connectors.platform import action_config
 from connectors.registry import default_registry
 from connectors.secrets import secret_value
 from runs.executor import AttemptResult, RecordingSecrets
-from runs.local import LocalRunner
+from runs.local import LocalRunner, needs_server_message, server_only_tasks
 from runs.states import RunStatus, TaskStatus
 from workflows.definition import InvalidDefinition, compile_definition
 from workflows.graph import format_plan
@@ -92,6 +93,10 @@ class Command(BaseCommand):
             spec = compile_definition(source, registry)
         except InvalidDefinition as exc:
             self._fail("\n".join(f"[INVALID] {path}: {problem}" for problem in exc.problems))
+        refused = server_only_tasks(spec)
+        if refused:
+            self._fail("\n".join(f"[REFUSED] Task {task_id}: {needs_server_message(action)}"
+                                 for task_id, action in refused.items()))
         runner = LocalRunner(
             spec,
             registry=registry,
@@ -99,6 +104,7 @@ class Command(BaseCommand):
             reporter=ConsoleReporter(self.stdout),
             trigger={"body": body, "kind": "cli"},
             secrets=RecordingSecrets(lookup),
+            max_items=settings.AUTOMATION_MAX_ITEMS,
         )
         result = runner.run()
         self.stdout.write(f"[RUN] {spec.name}: {result.status}")
