@@ -35,6 +35,7 @@ from runs.states import TaskStatus
 from workflows.definition import TaskSpec
 from workflows.models import Workflow
 from workflows.templating import TemplateRenderError, render_value
+from workflows.trigger_specs import PollTrigger
 
 from .models import PollSeenKey, TriggerState
 from .schedules import trigger_at, trigger_key
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 KEEP_KEYS = 10_000
 MAX_ITEMS_PER_POLL = KEEP_KEYS  # a larger feed is cut, so what one poll sees is never pruned by it
 MAX_KEY_LENGTH = 255
-DEFAULT_ITEMS = "{{ output.json }}"
-DEFAULT_TIMEOUT = 30.0
 
 
 @dataclass
@@ -63,7 +62,7 @@ def poll_fire(*, workflow_id: int, trigger_index: int, now: datetime | None = No
                                                             "owner_id", "updated_at").first()
     if workflow is None or not workflow.enabled:
         return PollOutcome(error="workflow missing or disabled")
-    trigger = trigger_at(workflow, trigger_index, "poll")
+    trigger = trigger_at(workflow, trigger_index, PollTrigger)
     if trigger is None:
         log.warning("workflow %s has no poll trigger at index %s; stale periodic task?", workflow_id, trigger_index)
         return PollOutcome(error=f"no poll trigger at index {trigger_index}")
@@ -80,9 +79,8 @@ class PollError(Exception):
     pass
 
 
-def _fetch_items(workflow: Workflow, trigger: dict, index: int) -> list:
-    task = TaskSpec(id=f"poll_{index}", action=trigger["action"], inputs=dict(trigger.get("inputs", {})),
-                    timeout=float(trigger.get("timeout", DEFAULT_TIMEOUT)))
+def _fetch_items(workflow: Workflow, trigger: PollTrigger, index: int) -> list:
+    task = TaskSpec(id=f"poll_{index}", action=trigger.action, inputs=dict(trigger.inputs), timeout=trigger.timeout)
     secrets = RecordingSecrets(lambda name: secret_value(name, owner_id=workflow.owner_id))
     context = template_context(trigger={"kind": "poll"}, task_results={}, secrets=secrets,
                                run={"id": None, "workflow": workflow.name, "started_at": None})
@@ -90,9 +88,9 @@ def _fetch_items(workflow: Workflow, trigger: dict, index: int) -> list:
                              config=action_config(), run_id=f"poll:{workflow.id}:{index}",
                              workflow=workflow.name, owner_id=workflow.owner_id)
     if result.status != TaskStatus.SUCCEEDED:
-        raise PollError(f"{trigger['action']} failed: {result.error}")
+        raise PollError(f"{trigger.action} failed: {result.error}")
     try:
-        items = render_value(trigger.get("items", DEFAULT_ITEMS), {"output": result.output}, "items")
+        items = render_value(trigger.items_template, {"output": result.output}, "items")
     except TemplateRenderError as exc:
         raise PollError(f"items: {exc}") from None
     if isinstance(items, dict):
@@ -106,9 +104,9 @@ def _fetch_items(workflow: Workflow, trigger: dict, index: int) -> list:
     return items
 
 
-def _keyed(items: list, trigger: dict) -> dict[str, Any]:
+def _keyed(items: list, trigger: PollTrigger) -> dict[str, Any]:
     """{key: item} in feed order; the first item wins a duplicated key."""
-    template = trigger.get("key")
+    template = trigger.key
     keyed: dict[str, Any] = {}
     for position, item in enumerate(items):
         if template is None:

@@ -32,6 +32,7 @@ from runs.models import TriggerKind
 from runs.services import run_create
 from workflows import cron as cron_maths
 from workflows.definition import WorkflowSpec
+from workflows.trigger_specs import CronTrigger, PollTrigger, TriggerSpec
 from workflows.models import Workflow
 from workflows.services import spec_for_version
 
@@ -51,20 +52,21 @@ def task_prefix(workflow_id: int) -> str:
     return f"flowforge:{workflow_id}:"
 
 
-def trigger_key(trigger: dict) -> str:
+def trigger_key(trigger: CronTrigger | PollTrigger) -> str:
     """Identity of a trigger's state: what it watches, not where it sits in the list.
 
     Editing a cron expression or zone, or a poll's action/inputs/items/key, starts a fresh state (a new cron
     trigger is armed from the edit; a new poll source is primed again); changing `every`, `catchup` or the
     order of the triggers keeps it.
     """
-    kind = trigger["type"]
-    if kind == "cron":
-        identity = {"cron": " ".join(str(trigger.get("cron", "")).split()), "timezone": trigger.get("timezone", "UTC")}
+    if isinstance(trigger, CronTrigger):
+        identity = {"cron": " ".join(trigger.cron.split()), "timezone": trigger.timezone}
     else:
-        identity = {name: trigger.get(name) for name in ("action", "inputs", "items", "key")}
+        # `items` and `key` as written (None when absent), so keys stored before typed specs still match.
+        identity = {"action": trigger.action, "inputs": trigger.inputs or None, "items": trigger.items,
+                    "key": trigger.key}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:20]
-    return f"{kind}:{digest}"
+    return f"{trigger.type}:{digest}"
 
 
 # --- sync ------------------------------------------------------------------------------------------------------
@@ -79,8 +81,8 @@ def sync_triggers(workflow: Workflow, spec: WorkflowSpec) -> None:
     wanted: set[str] = set()
     keys: set[str] = set()
     for index, trigger in enumerate(spec.triggers):
-        kind = trigger.get("type")
-        if kind not in TASK_NAMES:
+        kind = trigger.type
+        if not isinstance(trigger, (CronTrigger, PollTrigger)):
             continue
         name = f"{prefix}{kind}:{index}"
         key = trigger_key(trigger)
@@ -94,11 +96,11 @@ def sync_triggers(workflow: Workflow, spec: WorkflowSpec) -> None:
             # Fires missed while the workflow was disabled are not caught up: it was off on purpose.
             TriggerState.objects.filter(id=state.id).update(armed_at=now)
             state.armed_at = now
-        if kind == "cron":
+        if isinstance(trigger, CronTrigger):
             schedule = {"interval": _interval(RETRY_SECONDS), "crontab": None,
                         "start_time": _next_cron_fire(trigger, after=_cron_floor(state))}
         else:
-            schedule = {"interval": _interval(max(1, math.ceil(trigger.get("every", 300)))), "crontab": None,
+            schedule = {"interval": _interval(max(1, math.ceil(trigger.every))), "crontab": None,
                         "start_time": None}
         _save_periodic_task(previous, name=name, task=TASK_NAMES[kind], enabled=workflow.enabled,
                             kwargs={"workflow_id": workflow.id, "trigger_index": index}, **schedule)
@@ -157,19 +159,20 @@ def _cron_floor(state: TriggerState) -> datetime:
     return max(state.last_fired_at or state.armed_at, state.armed_at)
 
 
-def _next_cron_fire(trigger: dict, *, after: datetime) -> datetime | None:
-    fire = cron_maths.next_fire_time(trigger["cron"], trigger.get("timezone", "UTC"), after=after)
+def _next_cron_fire(trigger: CronTrigger, *, after: datetime) -> datetime | None:
+    fire = cron_maths.next_fire_time(trigger.cron, trigger.timezone, after=after)
     return None if fire is None else fire.astimezone(dt_timezone.utc)
 
 
 # --- cron ------------------------------------------------------------------------------------------------------
 
 
-def trigger_at(workflow: Workflow, index: int, kind: str) -> dict | None:
+def trigger_at(workflow: Workflow, index: int, spec_class: type[TriggerSpec]) -> TriggerSpec | None:
+    """The current definition's trigger at `index` when it is a `spec_class`, else None (a stale schedule)."""
     if workflow.current_version_id is None:
         return None
     triggers = spec_for_version(workflow.current_version_id).triggers
-    if not 0 <= index < len(triggers) or triggers[index].get("type") != kind:
+    if not 0 <= index < len(triggers) or not isinstance(triggers[index], spec_class):
         return None
     return triggers[index]
 
@@ -187,16 +190,16 @@ def cron_fire(*, workflow_id: int, trigger_index: int, now: datetime | None = No
                                                             "updated_at").first()
     if workflow is None or not workflow.enabled:
         return []
-    trigger = trigger_at(workflow, trigger_index, "cron")
+    trigger = trigger_at(workflow, trigger_index, CronTrigger)
     if trigger is None:
         log.warning("workflow %s has no cron trigger at index %s; stale periodic task?", workflow_id, trigger_index)
         return []
-    zone = trigger.get("timezone", "UTC")
+    zone = trigger.timezone
     state, _ = TriggerState.objects.get_or_create(workflow=workflow, trigger_key=trigger_key(trigger),
                                                   defaults={"armed_at": workflow.updated_at})
     floor = _cron_floor(state)
-    limit = trigger.get("max_catchup", 1) if trigger.get("catchup") else 1
-    due = cron_maths.missed_fire_times(trigger["cron"], zone, last_run=floor, now=now + CLOCK_SKEW, limit=limit)
+    due = cron_maths.missed_fire_times(trigger.cron, zone, last_run=floor, now=now + CLOCK_SKEW,
+                                       limit=trigger.catchup_limit)
     runs = []
     if due:
         with transaction.atomic():
@@ -229,8 +232,8 @@ def cron_preview(workflow: Workflow, trigger_index: int, count: int = 10, *,
 
     Raises LookupError when the workflow's current definition has no cron trigger at `trigger_index`.
     """
-    trigger = trigger_at(workflow, trigger_index, "cron")
+    trigger = trigger_at(workflow, trigger_index, CronTrigger)
     if trigger is None:
         raise LookupError(f"triggers[{trigger_index}] is not a cron trigger")
-    return cron_maths.next_fire_times(trigger["cron"], trigger.get("timezone", "UTC"),
+    return cron_maths.next_fire_times(trigger.cron, trigger.timezone,
                                       after=after or timezone.now(), count=count)

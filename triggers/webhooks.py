@@ -34,10 +34,11 @@ from connectors.secrets import SecretUndecryptable, secret_value
 from runs.models import TriggerKind, WorkflowRun
 from runs.services import run_create, run_create_with_companion
 from workflows.definition import WorkflowSpec
-from workflows.limits import MAX_REFUSED_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES
+from workflows.limits import MAX_REFUSED_BODY_BYTES, MAX_RESPOND_TIMEOUT, MAX_WEBHOOK_BODY_BYTES
 from workflows.models import Workflow
 from workflows.templating import has_template
-from workflows.webhook_trigger import DEFAULT_METHODS, secret_reference, webhook_methods
+from workflows.trigger_specs import WebhookTrigger
+from workflows.webhook_trigger import DEFAULT_METHODS, DEFAULT_RESPOND_TIMEOUT, Respond, secret_reference
 
 from .models import WebhookDelivery
 
@@ -68,6 +69,8 @@ class WebhookConfig:
     secret_name: str | None = None  # the vault entry named by `{{ secrets.NAME }}`
     signature: str = "generic"
     rate_limit: tuple[int, int] = DEFAULT_RATE_LIMIT
+    respond: Respond = Respond.IMMEDIATELY  # ON_FINISH: answered when the run ends (triggers.responses)
+    respond_timeout: float = DEFAULT_RESPOND_TIMEOUT
 
     @property
     def signed(self) -> bool:
@@ -76,25 +79,31 @@ class WebhookConfig:
 
 def webhook_config(spec: WorkflowSpec) -> WebhookConfig | None:
     """The settings of the workflow's first webhook trigger; None when it has none (no webhook at all)."""
-    trigger = next((t for t in spec.triggers if t.get("type") == "webhook"), None)
+    trigger = webhook_trigger(spec)
     if trigger is None:
         return None
     secret, secret_name = _secret_fields(trigger)
     signed = secret is not None or secret_name is not None
-    return WebhookConfig(methods=("POST",) if signed else webhook_methods(trigger), secret=secret,
-                         secret_name=secret_name, signature=trigger.get("signature", "generic"),
-                         rate_limit=parse_rate_limit(trigger.get("rate_limit")))
+    return WebhookConfig(methods=("POST",) if signed else trigger.methods, secret=secret,
+                         secret_name=secret_name, signature=trigger.signature,
+                         rate_limit=parse_rate_limit(trigger.rate_limit), respond=trigger.respond,
+                         respond_timeout=min(trigger.respond_timeout, MAX_RESPOND_TIMEOUT))
 
 
-def _secret_fields(trigger: dict) -> tuple[str | None, str | None]:
+def webhook_trigger(spec: WorkflowSpec) -> WebhookTrigger | None:
+    """The workflow's first webhook trigger (the one its token answers for), or None."""
+    return next((t for t in spec.triggers if isinstance(t, WebhookTrigger)), None)
+
+
+def _secret_fields(trigger: WebhookTrigger) -> tuple[str | None, str | None]:
     """(literal, vault name) of the trigger's `secret`.
 
     Validation refuses an empty secret and any template but `{{ secrets.NAME }}`; a definition stored before
     that rule fails closed (a vault name no one can hold, so nothing verifies) instead of open.
     """
-    if "secret" not in trigger:
+    secret = trigger.secret
+    if secret is None:
         return None, None
-    secret = trigger["secret"]
     if not isinstance(secret, str) or not secret.strip():
         return None, ""
     name = secret_reference(secret)

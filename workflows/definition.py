@@ -14,14 +14,14 @@ from typing import Any, Protocol
 import jsonschema
 import yaml
 
-from . import cron as cron_maths
 from .graph import find_cycle, plan_levels
+from .kinds import TriggerRule
 from .limits import MAX_DEFINITION_BYTES, MAX_DEPTH, MAX_TASKS, LimitExceeded, check_depth, json_size
 from .templating import has_template, syntax_errors, template_variables
-from .webhook_trigger import webhook_trigger_problems
+from .trigger_specs import TriggerCatalog, TriggerSpec, parse_triggers
 
 TASK_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TRIGGER_RULES = ("all_success", "all_done", "one_failed", "one_success")
+TRIGGER_RULES = tuple(rule.value for rule in TriggerRule)
 WORKFLOW_KEYS = {"name", "description", "steps", "tasks", "triggers", "concurrency", "enabled", "on_failure"}
 TASK_KEYS = {
     "name", "description", "run", "action", "inputs", "depends_on", "retries", "retry_delay", "timeout", "when",
@@ -29,13 +29,6 @@ TASK_KEYS = {
 }
 DEFAULT_MAX_PARALLEL = 10
 ITEM_VARIABLES = ("item", "index")  # what a for_each task's templates read besides the run context
-TRIGGER_KEYS = {
-    "webhook": {"type", "secret", "signature", "rate_limit", "methods"},
-    "cron": {"type", "cron", "timezone", "catchup", "max_catchup"},
-    "poll": {"type", "every", "action", "inputs", "items", "key", "timeout"},
-    "manual": {"type"},
-}
-SIGNATURE_PRESETS = ("generic", "github", "stripe")
 
 
 @dataclass(frozen=True)
@@ -83,7 +76,7 @@ class TaskSpec:
 class WorkflowSpec:
     name: str
     tasks: dict[str, TaskSpec]
-    triggers: list[dict] = field(default_factory=list)
+    triggers: list[TriggerSpec] = field(default_factory=list)  # typed specs (workflows.trigger_specs)
     concurrency: int | None = None
     enabled: bool = True
     on_failure: str | None = None  # the name of the workflow started when a run of this one fails
@@ -234,6 +227,13 @@ class _Checker:
             return default
         return value
 
+    def action(self, action: Any, path: str) -> bool:
+        """Whether `action` names a known action; reports it at `path` when not."""
+        if action in self.actions:
+            return True
+        self.add(path, f"unknown action '{action}'{did_you_mean(action, self.actions.names())}")
+        return False
+
     def inputs(self, action: str, inputs: Any, path: str) -> None:
         if not isinstance(inputs, dict):
             self.add(path, "must be a mapping of input names to values")
@@ -281,8 +281,12 @@ def schema_error_message(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
-def compile_definition(source: str | bytes | Mapping, actions: ActionCatalog) -> WorkflowSpec:
-    """Parse, validate and normalise a definition; raises InvalidDefinition listing every problem."""
+def compile_definition(source: str | bytes | Mapping, actions: ActionCatalog,
+                       triggers: TriggerCatalog | None = None) -> WorkflowSpec:
+    """Parse, validate and normalise a definition; raises InvalidDefinition listing every problem.
+
+    `triggers` knows the trigger types (default: the installed catalog, see `workflows.trigger_specs`).
+    """
     data = parse_source(source)
     check = _Checker(actions)
     check.unknown_keys(data, WORKFLOW_KEYS, "")
@@ -301,7 +305,7 @@ def compile_definition(source: str | bytes | Mapping, actions: ActionCatalog) ->
         cycle = find_cycle({t: task.depends_on for t, task in tasks.items()})
         if cycle:
             check.add(f"{paths[cycle[0]]}.depends_on", "dependency cycle: " + " -> ".join(cycle))
-    triggers = _triggers(data.get("triggers", []), check)
+    trigger_specs = parse_triggers(data.get("triggers", []), check, check.unknown_keys, triggers)
     concurrency = data.get("concurrency")
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1):
         check.add("concurrency", f"must be an integer >= 1, got {concurrency!r}")
@@ -314,7 +318,7 @@ def compile_definition(source: str | bytes | Mapping, actions: ActionCatalog) ->
         on_failure = None
     if check.problems:
         raise InvalidDefinition(check.problems)
-    return WorkflowSpec(name=name, tasks=tasks, triggers=triggers, concurrency=concurrency, enabled=enabled,
+    return WorkflowSpec(name=name, tasks=tasks, triggers=trigger_specs, concurrency=concurrency, enabled=enabled,
                         on_failure=on_failure)
 
 
@@ -472,52 +476,3 @@ def _item_references(raw: dict, path: str, has_for_each: bool, check: _Checker) 
             for name in ITEM_VARIABLES:
                 if name in names:
                     check.add(where, f"`{name}` is only available in a task with `for_each`")
-
-
-def _triggers(raw: Any, check: _Checker) -> list[dict]:
-    if not isinstance(raw, list):
-        check.add("triggers", "must be a list of triggers")
-        return []
-    triggers = []
-    for index, trigger in enumerate(raw):
-        path = f"triggers[{index}]"
-        if not isinstance(trigger, dict):
-            check.add(path, "must be a mapping with `type`")
-            continue
-        kind = trigger.get("type")
-        if kind not in TRIGGER_KEYS:
-            check.add(f"{path}.type", f"{kind!r} is not one of " + ", ".join(TRIGGER_KEYS))
-            continue
-        check.unknown_keys(trigger, TRIGGER_KEYS[kind], path)
-        if kind == "cron":
-            expression = trigger.get("cron")
-            if not isinstance(expression, str):
-                check.add(f"{path}.cron", "required: a cron expression such as '0 9 * * 1-5'")
-            else:
-                message = cron_maths.validate_cron(expression)
-                if message:
-                    check.add(f"{path}.cron", message)
-            message = cron_maths.validate_timezone(trigger.get("timezone", "UTC"))
-            if message:
-                check.add(f"{path}.timezone", message)
-            if "max_catchup" in trigger:
-                check.number(trigger, "max_catchup", path, 1, minimum=1, integer=True)
-        elif kind == "poll":
-            check.number(trigger, "every", path, 300, minimum=1)
-            action = trigger.get("action")
-            if action not in check.actions:
-                check.add(f"{path}.action", f"unknown action '{action}'{did_you_mean(action, check.actions.names())}")
-            else:
-                check.inputs(action, trigger.get("inputs", {}), f"{path}.inputs")
-            for key in ("items", "key"):
-                if key in trigger:
-                    for sub, message in syntax_errors(trigger[key], f"{path}.{key}"):
-                        check.add(sub, message)
-        elif kind == "webhook":
-            signature = trigger.get("signature", "generic")
-            if signature not in SIGNATURE_PRESETS:
-                check.add(f"{path}.signature", f"{signature!r} is not one of " + ", ".join(SIGNATURE_PRESETS))
-            for key, message in webhook_trigger_problems(trigger):
-                check.add(f"{path}.{key}", message)
-        triggers.append(dict(trigger))
-    return triggers

@@ -147,3 +147,4 @@ def check_size(value: Any, path: str, limit: int, what: str) -> None:
 
 MAX_SECRET_NAME_LENGTH = 100  # a vault secret's name, [A-Za-z_][A-Za-z0-9_]*
 MAX_SECRET_VALUE_BYTES = 64 * KIB  # a vault secret's value, UTF-8 encoded
+MAX_RESPOND_TIMEOUT = 30  # seconds a webhook with `respond: on_finish` may hold its caller (SPEC §9)

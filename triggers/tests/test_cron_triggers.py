@@ -14,6 +14,7 @@ from triggers.models import TriggerState
 from triggers.schedules import RETRY_SECONDS, cron_fire, cron_preview, trigger_key
 from workflows.models import Workflow
 from workflows.services import workflow_delete, workflow_save
+from workflows.trigger_specs import CronTrigger, PollTrigger
 
 pytestmark = pytest.mark.django_db
 UTC = dt_timezone.utc
@@ -189,10 +190,10 @@ def test_new_york_spring_forward_runs_the_missing_hour_once():
 
 def test_editing_the_expression_arms_a_fresh_trigger_state():
     workflow = workflow_save(source=definition(cron("0 9 * * *")))
-    old_key = trigger_key(cron("0 9 * * *"))
+    old_key = trigger_key(CronTrigger(cron="0 9 * * *", timezone="Europe/Berlin"))
     workflow = workflow_save(source=definition(cron("0 10 * * *")), workflow=workflow)
     keys = list(TriggerState.objects.filter(workflow=workflow).values_list("trigger_key", flat=True))
-    assert keys == [trigger_key(cron("0 10 * * *"))] and old_key not in keys
+    assert keys == [trigger_key(CronTrigger(cron="0 10 * * *", timezone="Europe/Berlin"))] and old_key not in keys
 
 
 def test_cron_preview_lists_the_next_fire_times_in_the_trigger_zone():
@@ -309,3 +310,14 @@ def test_eight_days_of_beat_create_exactly_the_previews_fires_at_the_previews_in
     assert [t.isoformat() for t in created] == [t.isoformat() for t in preview]
     assert lateness and max(lateness) <= 1.0 and min(lateness) >= 0
     print(f"{expression!r} {zone}: {len(created)} fires, {wakeups} beat ticks, max lateness {max(lateness)} s")
+
+
+def test_typed_triggers_keep_the_state_keys_of_schedules_saved_before_them():
+    # Keys computed by the dict-based code: a changed key would re-arm every cron and re-prime every poll.
+    cron_trigger = CronTrigger(cron="0  9 * * 1-5", timezone="Europe/Berlin")
+    feed = PollTrigger(action="http.request", inputs={"url": "http://x/feed"}, key="{{ item.id }}")
+    bare = PollTrigger(action="transform.jinja")
+
+    assert trigger_key(cron_trigger) == "cron:a7790786c33900b24dc3"
+    assert trigger_key(feed) == "poll:f842e3d912642f66f540"
+    assert trigger_key(bare) == "poll:ee464dd0096b11bc0de4"
