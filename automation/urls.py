@@ -9,6 +9,7 @@ from automation.admin_site import favicon
 from automation.api_docs import RedocView, SchemaView
 from connectors.api import ActionListView, ProviderViewSet, SecretDetailView, SecretListView
 from runs.api import RunViewSet
+from triggers import resume
 from workflows.api import WorkflowViewSet
 
 router = DefaultRouter()
@@ -32,6 +33,7 @@ urlpatterns = [
     path("api/secrets/<str:name>/", SecretDetailView.as_view(), name="secret-detail"),
     path("api/", include(router.urls)),
     path("hooks/", include("triggers.urls")),
+    path("resume/<str:token>", resume.resume, name="resume"),
     path("builder/", include("builder_ui.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("oauth/", include("social_django.urls", namespace="social")),

@@ -575,6 +575,14 @@ class ResumeTokenUnknown(LookupError):
     """No waiting-capable task run has this resume token (the view answers 404)."""
 
 
+class ReplyInvalid(RunError):
+    """An approval reply the task cannot take (the view answers 400 naming `path`)."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path, self.message = path, message
+
+
 def resume_token(task_run_id: int) -> str:
     """The secret in a task run's resume URL: derivable from its id with SECRET_KEY (so every task of the run can
     be shown the URL before the approval task pauses), unguessable without it, and good for that task run only."""
@@ -680,12 +688,12 @@ def approval_answer(*, task_run_id: int, reply: dict, by: str) -> TaskRun:
     waits."""
     approved = reply.get("approved")
     if not isinstance(approved, bool):
-        raise RunError("approved: required, true or false")
+        raise ReplyInvalid("approved", "required: true or false")
     output = {**reply, "by": by}
     try:
         check_storable(output, "")
     except LimitExceeded as exc:
-        raise RunError(str(exc)) from None
+        raise ReplyInvalid(exc.path, exc.message) from None
     row = TaskRun.objects.filter(id=task_run_id).only("id", "task_id", "run_id", "status").first()
     if row is None:
         raise ResumeTokenUnknown(task_run_id)
@@ -698,13 +706,13 @@ def approval_answer(*, task_run_id: int, reply: dict, by: str) -> TaskRun:
     raise RunStateConflict(f"task {row.task_id} of run {row.run_id} is not waiting for approval")
 
 
-def approval_answer_by_token(*, token: str, reply: dict, by: str = "url") -> TaskRun:
-    """`approval_answer` for the task run whose resume URL carries `token`; ResumeTokenUnknown if none does."""
+def task_run_for_resume_token(*, token: str) -> int:
+    """The id of the task run whose resume URL carries `token`; ResumeTokenUnknown if none does."""
     task_run_id = (TaskRun.objects.filter(resume_token_hash=resume_token_hash(token))
                    .values_list("id", flat=True).first())
     if task_run_id is None:
-        raise ResumeTokenUnknown(token)
-    return approval_answer(task_run_id=task_run_id, reply=reply, by=by)
+        raise ResumeTokenUnknown("unknown resume token")
+    return task_run_id
 
 
 def _resume_overdue(now) -> int:
