@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import django_filters
 from django import forms
 from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Prefetch, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -23,7 +26,7 @@ from workflows.limits import LimitExceeded, check_storable
 from .models import TaskRun, TriggerKind, WorkflowRun
 from .permissions import RUNS, NotReadOnlyUser, OwnerOrModelPermission, visible_to
 from .services import RunError, RunStateConflict, run_cancel, run_rerun, run_retry
-from .states import RunStatus, choices
+from .states import RunStatus, TaskStatus, choices
 
 ACCEPTED = {202: {"type": "object", "properties": {"run_id": {"type": "integer"}}}}
 
@@ -31,8 +34,8 @@ ACCEPTED = {202: {"type": "object", "properties": {"run_id": {"type": "integer"}
 class TaskRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TaskRun
-        fields = ["task_id", "status", "attempt", "inputs", "output", "error", "logs", "attempts", "started_at",
-                  "finished_at"]
+        fields = ["task_id", "item_index", "status", "attempt", "inputs", "output", "error", "logs", "attempts",
+                  "started_at", "finished_at", "resume_at"]
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -81,9 +84,23 @@ class _NoBlankFilters(forms.Form):
         return cleaned
 
 
+WAITING = TaskStatus.WAITING.value  # not a run status: `status=waiting` means "a task of the run is waiting"
+
+
+def task_runs_in_run_order():
+    """A run's task runs as the API lists them (SPEC §6): by task, each for_each item right after its task's row."""
+    own_row = TaskRun.objects.filter(run_id=OuterRef("run_id"), task_id=OuterRef("task_id"),
+                                     item_index__isnull=True).values("id")[:1]
+    return (TaskRun.objects.annotate(position=Coalesce(Subquery(own_row), F("id")))
+            .order_by("position", F("item_index").asc(nulls_first=True)))
+
+
 class RunFilter(django_filters.FilterSet):
     workflow = django_filters.NumberFilter(field_name="workflow_id", help_text="Workflow id")
-    status = django_filters.ChoiceFilter(choices=choices(RunStatus))
+    status = django_filters.ChoiceFilter(
+        choices=[*choices(RunStatus), (WAITING, WAITING)], method="filter_status",
+        help_text="A run status; `waiting` lists the running runs that have a waiting task (flow.wait, "
+                  "flow.approval, flow.run_workflow or a for_each task with items still to run)")
     trigger_kind = django_filters.ChoiceFilter(choices=TriggerKind.choices)
     created_after = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date or date-time, inclusive")
@@ -94,6 +111,12 @@ class RunFilter(django_filters.FilterSet):
         model = WorkflowRun
         fields = ["workflow", "status", "trigger_kind", "created_after", "created_before"]
         form = _NoBlankFilters
+
+    def filter_status(self, queryset, name, value):
+        if value == WAITING:
+            waiting = TaskRun.objects.filter(run_id=OuterRef("id"), status=WAITING)
+            return queryset.filter(Exists(waiting), status=RunStatus.RUNNING)
+        return queryset.filter(status=value)
 
 
 class RunCursorPagination(StrictPageSize, CursorPagination):
@@ -125,7 +148,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         if self.action == "list":
             queryset = queryset.defer("trigger", "reuse_tasks")
         if self.action == "retrieve":
-            queryset = queryset.prefetch_related("task_runs")
+            queryset = queryset.prefetch_related(Prefetch("task_runs", queryset=task_runs_in_run_order()))
         return queryset
 
     def get_serializer_class(self):
@@ -172,10 +195,13 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["get"], url_path=r"tasks/(?P<task_id>[^/]+)/logs", filter_backends=[],
             pagination_class=None, renderer_classes=[JSONRenderer, BrowsableAPIRenderer, PlainTextRenderer])
     def logs(self, request, pk=None, task_id=None):
-        """One task run's logs: JSON `{"task_id", "status", "attempt", "logs"}`, or plain text."""
+        """One task run's logs: JSON `{"task_id", "status", "attempt", "logs"}`, or plain text. An item of a
+        for_each task is named `notify[3]`."""
         run = get_object_or_404(self.get_queryset().only("id"), pk=pk)
+        item = re.fullmatch(r"(.+)\[(\d+)\]", task_id)
+        task_id, item_index = (item[1], int(item[2])) if item else (task_id, None)
         task_run = get_object_or_404(TaskRun.objects.only("task_id", "status", "attempt", "logs"), run=run,
-                                     task_id=task_id)
+                                     task_id=task_id, item_index=item_index)
         if request.accepted_renderer.format == PlainTextRenderer.format:
             # Not through Response: DRF drops the Content-Type of an empty rendering, and empty logs are common.
             return HttpResponse(task_run.logs, content_type="text/plain; charset=utf-8")

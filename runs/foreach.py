@@ -75,9 +75,7 @@ def outcome(items: Sequence[tuple[TaskStatus | str, Any, str]]) -> Outcome:
     output = [item_output for _, item_output, _ in items]
     failed = [(index, error) for index, (status, _, error) in enumerate(items) if status == TaskStatus.FAILED]
     if json_size(output, stop_after=MAX_OUTPUT_BYTES) > MAX_OUTPUT_BYTES:
-        return Outcome(TaskStatus.FAILED, [], f"output too large: the items' outputs are more than "
-                                              f"{MAX_OUTPUT_BYTES:,} bytes together",
-                       FailureKind.OUTPUT_NOT_STORABLE)
+        return too_large()
     if failed:
         index, error = failed[0]
         more = f" (and {len(failed) - 1} more failed)" if len(failed) > 1 else ""
@@ -85,3 +83,8 @@ def outcome(items: Sequence[tuple[TaskStatus | str, Any, str]]) -> Outcome:
     if any(status == TaskStatus.CANCELLED for status, _, _ in items):
         return Outcome(TaskStatus.CANCELLED, output, "an item was cancelled")
     return Outcome(TaskStatus.SUCCEEDED, output)
+
+
+def too_large() -> Outcome:
+    return Outcome(TaskStatus.FAILED, [], f"output too large: the items' outputs are more than {MAX_OUTPUT_BYTES:,} "
+                                          "bytes together", FailureKind.OUTPUT_NOT_STORABLE)

@@ -18,7 +18,8 @@ from typing import Any, Callable, TypeVar
 from celery import current_app
 from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError, connection, connections, models, router, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, Q, Sum, TextField, Value, When
+from django.db.models.functions import Cast, Length
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -28,16 +29,19 @@ from connectors.flow.actions import FlowApproval, FlowWait
 from connectors.platform import action_config
 from connectors.registry import default_registry
 from connectors.secrets import secret_value
-from workflows.definition import WorkflowSpec
+from workflows.definition import TaskSpec, WorkflowSpec
 from workflows.graph import downstream_of
-from workflows.limits import LimitExceeded, check_storable
+from workflows.limits import MAX_OUTPUT_BYTES, LimitExceeded, check_storable
 from workflows.models import Workflow, WorkflowVersion
 from workflows.services import spec_for_version
 from workflows.templating import has_template
 
+from . import foreach
 from .executor import AttemptResult, RecordingSecrets, clean_text, execute_attempt, template_context
 from .models import TaskRun, TriggerKind, WorkflowRun
-from .states import FINAL_RUN, FailureKind, RunStatus, TaskStatus, advance, idempotency_key, retry_delay, run_outcome
+from .states import (
+    FINAL_RUN, FINAL_TASK, FailureKind, RunStatus, TaskStatus, advance, idempotency_key, retry_delay, run_outcome,
+)
 from .wakeups import run_finished_announce
 
 log = logging.getLogger(__name__)
@@ -212,7 +216,8 @@ def _reused_task_runs(run: WorkflowRun, spec: WorkflowSpec) -> dict[str, TaskRun
     if not run.parent_id or not run.reuse_tasks:
         return {}
     wanted = [t for t in run.reuse_tasks if t in spec.tasks]
-    origins = TaskRun.objects.filter(run_id=run.parent_id, task_id__in=wanted, status=TaskStatus.SUCCEEDED)
+    origins = TaskRun.objects.filter(run_id=run.parent_id, task_id__in=wanted, status=TaskStatus.SUCCEEDED,
+                                     item_index__isnull=True)
     return {origin.task_id: origin for origin in origins}
 
 
@@ -274,14 +279,22 @@ def _execute_claimed(task_run: TaskRun, *, keep_local_queue: str | None) -> Task
     spec = spec_for_version(run.workflow_version_id)
     task = spec.tasks[task_run.task_id]
     secrets = RecordingSecrets(lambda name: secret_value(name, owner_id=run.workflow.owner_id))
+    expanding = task.for_each is not None and task_run.item_index is None
     context = template_context(
         trigger=run.trigger,
-        task_results=_upstream_results(run.id) if _uses_templates(task) else {},
+        task_results=_upstream_results(run.id) if expanding or _uses_templates(task) else {},
         run={"id": run.id, "workflow": run.workflow.name,
              "started_at": run.started_at.isoformat() if run.started_at else None,
              "resume_urls": _resume_urls(run.id, spec)},
         secrets=secrets,
+        task={"idempotency_key": idempotency_key(run.id, task_run.task_id, task_run.item_index)},
+        **_item_context(task_run),
     )
+    if expanding:
+        next_task_run = _for_each_start(task_run, task, spec, context, keep_local_queue=keep_local_queue)
+        if next_task_run is not None:
+            next_task_run.run = run  # same run: its trigger and workflow are already loaded
+        return next_task_run
     allow_shell = settings.AUTOMATION_ALLOW_SHELL or run.trigger_kind == TriggerKind.CLI
     result = execute_attempt(
         task, template_context=context, registry=default_registry(), config=action_config(allow_shell=allow_shell),
@@ -313,7 +326,7 @@ def _uses_templates(task) -> bool:
 
 def _upstream_results(run_id: int) -> dict[str, dict]:
     rows = TaskRun.objects.filter(
-        run_id=run_id, status__in=[TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED]
+        run_id=run_id, item_index__isnull=True, status__in=[TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED]
     ).values("task_id", "status", "output")
     return {row["task_id"]: row for row in rows}
 
@@ -396,7 +409,7 @@ def _record_attempt_once(task_run: TaskRun, result: AttemptResult, spec: Workflo
             return _record_pause(task_run, result, mine, common, now)
         final = TaskStatus.CANCELLED if cancelled else str(result.status)
         if mine.update(status=final, finished_at=now, **common) and not cancelled:
-            return _advance_run(run, spec, keep_local_queue=keep_local_queue)
+            return _after_final(run, spec, task_run, keep_local_queue=keep_local_queue)
     return None
 
 
@@ -408,7 +421,7 @@ def _advance_run(run: WorkflowRun, spec: WorkflowSpec, keep_local_queue: str | N
     kept = None
     now = timezone.now()
     # Succeeded rows can never change again, so only the others are read; absent means succeeded.
-    rows = (TaskRun.objects.filter(run_id=run.id).exclude(status=TaskStatus.SUCCEEDED)
+    rows = (TaskRun.objects.filter(run_id=run.id, item_index__isnull=True).exclude(status=TaskStatus.SUCCEEDED)
             .values_list("id", "task_id", "status", "queue"))
     statuses = dict.fromkeys(spec.tasks, TaskStatus.SUCCEEDED)
     statuses.update({task_id: status for _, task_id, status, _ in rows})
@@ -558,7 +571,7 @@ def _recover_zombie(task_run: TaskRun, now) -> int:
         if mine.update(status=final, finished_at=now, error=message, failure=failure, logs=logs,
                        attempts=task_run.attempts + [entry]):
             if final == TaskStatus.FAILED:
-                _advance_run(run, spec)
+                _after_final(run, spec, task_run)
             return 1
     return 0
 
@@ -652,7 +665,7 @@ def task_resume(*, task_run_id: int, status: TaskStatus, output: dict, error: st
         row.save(update_fields=["status", "output", "error", "finished_at", "failure", "logs"])
         if running:
             version_id = WorkflowRun.objects.values_list("workflow_version_id", flat=True).get(id=run.id)
-            _advance_run(run, spec_for_version(version_id))
+            _after_final(run, spec_for_version(version_id), row)
     return row
 
 
@@ -732,3 +745,106 @@ def _hint_upcoming(now) -> int:
     for task_run_id, queue, until in rows:
         _hint_resume(task_run_id, queue, until)
     return len(rows)
+
+
+# --- for_each: one task run per item (SPEC §9) ----------------------------------------------------------------
+# The task's own row (item_index NULL) is claimed like any task: its worker renders `for_each` and, under the run
+# lock, creates the item rows (pending) and turns the parent `waiting`. At most `max_parallel` items are queued or
+# running at once: each final item queues the next pending one under the same lock, and the last one finishes
+# the parent, after which the run advances as for any task. The run-level advance never reads the items.
+
+_IN_FLIGHT = (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.WAITING)
+
+
+def _item_context(task_run: TaskRun) -> dict:
+    """`item` and `index` for an item's templates: its value is read from the parent row's rendered list."""
+    if task_run.item_index is None:
+        return {}
+    value = (TaskRun.objects.filter(run_id=task_run.run_id, task_id=task_run.task_id, item_index__isnull=True)
+             .values_list(f"inputs__for_each__{task_run.item_index}", flat=True).first())
+    return {"item": value, "index": task_run.item_index}
+
+
+def _after_final(run: WorkflowRun, spec: WorkflowSpec, task_run: TaskRun,
+                 keep_local_queue: str | None = None) -> TaskRun | None:
+    """With the run row locked, once `task_run` is final: an item moves its for_each task on; any other task
+    run advances the run."""
+    if task_run.item_index is not None:
+        return _for_each_item_done(run, spec, task_run.task_id, keep_local_queue=keep_local_queue)
+    return _advance_run(run, spec, keep_local_queue=keep_local_queue)
+
+
+def _for_each_start(task_run: TaskRun, task: TaskSpec, spec: WorkflowSpec, context: dict, *,
+                    keep_local_queue: str | None) -> TaskRun | None:
+    """The claimed parent row of a for_each task: create its items, or skip/fail it when the list says so."""
+    expansion = foreach.expand(task, context, max_items=settings.AUTOMATION_MAX_ITEMS)
+    now = timezone.now()
+    with transaction.atomic():
+        run = _lock_run(task_run.run_id)
+        mine = TaskRun.objects.filter(id=task_run.id, status=TaskStatus.RUNNING, attempt=task_run.attempt)
+        if run.status != RunStatus.RUNNING:
+            mine.update(status=TaskStatus.CANCELLED, finished_at=now)
+            return None
+        if expansion.status is not None:
+            failure = str(expansion.failure) if expansion.failure else ""
+            if mine.update(status=str(expansion.status), error=expansion.error, failure=failure, finished_at=now,
+                           logs=_joined_logs(task_run, f"[{expansion.error}]")):
+                return _advance_run(run, spec, keep_local_queue=keep_local_queue)
+            return None
+        if not mine.update(status=TaskStatus.WAITING, inputs={"for_each": expansion.items}, worker="",
+                           heartbeat_at=None, logs=_joined_logs(task_run, f"[{len(expansion.items)} items]")):
+            return None
+        TaskRun.objects.bulk_create(
+            [TaskRun(run_id=run.id, task_id=task.id, item_index=index, queue=task_run.queue)
+             for index in range(len(expansion.items))], batch_size=500)
+        return _for_each_queue_items(run, task, keep_local_queue=keep_local_queue)
+
+
+def _for_each_queue_items(run: WorkflowRun, task: TaskSpec, *, keep_local_queue: str | None) -> TaskRun | None:
+    """With the run row locked: queue pending items, lowest index first, until `max_parallel` are in flight. One
+    on `keep_local_queue` is claimed for this worker instead (the mini scheduler) and returned."""
+    items = TaskRun.objects.filter(run_id=run.id, task_id=task.id, item_index__isnull=False)
+    free = task.max_parallel - items.filter(status__in=_IN_FLIGHT).count()
+    if free <= 0:
+        return None
+    chosen = list(items.filter(status=TaskStatus.PENDING).order_by("item_index")
+                  .values_list("id", "item_index", "queue")[:free])
+    if not chosen:
+        return None
+    now = timezone.now()
+    kept = chosen[0] if chosen[0][2] == keep_local_queue else None
+    to_send = [(task_run_id, queue) for task_run_id, _, queue in chosen[1 if kept else 0:]]
+    if to_send:
+        TaskRun.objects.filter(id__in=[task_run_id for task_run_id, _ in to_send], status=TaskStatus.PENDING).update(
+            status=TaskStatus.QUEUED, queued_at=now)
+        transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
+    if kept is None:
+        return None
+    task_run_id, item_index, queue = kept
+    if not TaskRun.objects.filter(id=task_run_id, status=TaskStatus.PENDING).update(
+            status=TaskStatus.RUNNING, attempt=1, queued_at=now, started_at=now, heartbeat_at=now,
+            worker=worker_name()):
+        return None
+    return TaskRun(id=task_run_id, run_id=run.id, task_id=task.id, item_index=item_index, attempt=1, queue=queue,
+                   logs="", attempts=[], status=TaskStatus.RUNNING, started_at=now, worker=worker_name())
+
+
+def _for_each_item_done(run: WorkflowRun, spec: WorkflowSpec, task_id: str, *,
+                        keep_local_queue: str | None) -> TaskRun | None:
+    """With the run row locked, after an item became final: queue the next item, or finish the parent row once
+    every item is final and advance the run."""
+    task = spec.tasks[task_id]
+    items = TaskRun.objects.filter(run_id=run.id, task_id=task_id, item_index__isnull=False)
+    if items.exclude(status__in=[str(s) for s in FINAL_TASK]).exists():
+        return _for_each_queue_items(run, task, keep_local_queue=keep_local_queue)
+    if (items.aggregate(size=Sum(Length(Cast("output", TextField()))))["size"] or 0) > MAX_OUTPUT_BYTES:
+        result = foreach.too_large()
+    else:
+        result = foreach.outcome(list(items.order_by("item_index").values_list("status", "output", "error")))
+    failure = str(result.failure or (FailureKind.ACTION_FAILED if result.status == TaskStatus.FAILED else ""))
+    parent = TaskRun.objects.filter(run_id=run.id, task_id=task_id, item_index__isnull=True,
+                                    status=TaskStatus.WAITING)
+    if not parent.update(status=str(result.status), output=result.output, error=result.error, failure=failure,
+                         finished_at=timezone.now()):
+        return None
+    return _advance_run(run, spec, keep_local_queue=keep_local_queue)
