@@ -101,7 +101,10 @@ class EmailSend(Action):
         # Set here rather than left to Django so the output can name it (Django would make a new one per call,
         # and looks the machine's DNS name up to do so).
         domain = parseaddr(sender)[1].rpartition("@")[2] or "flowforge.invalid"
-        message_id = make_msgid(domain=domain)
+        # From the task run's key (SPEC §10): every attempt sends the same Message-ID, so a mail system that
+        # de-duplicates on it (and every mail client's threading) sees one message even if an attempt repeats.
+        message_id = (f"<{context.idempotency_key}.flowforge@{domain}>" if context.idempotency_key
+                      else make_msgid(domain=domain))
 
         subject = " ".join(inputs["subject"].split())
         connection = get_connection(timeout=min(float(context.timeout), SMTP_TIMEOUT))

@@ -83,6 +83,12 @@ class HttpRequest(Action):
                                "'<provider>:<login>': sent as Authorization: Bearer <token>; a 401 refreshes "
                                "the token once and retries once",
             },
+            "idempotency_key": {
+                "type": "boolean",
+                "default": True,
+                "description": "Send the task run's key (the same on every attempt) as the Idempotency-Key header, "
+                               "unless headers set one; false sends none",
+            },
             "expected_status": {
                 "oneOf": [_STATUS, {"type": "array", "items": _STATUS, "minItems": 1}],
                 "description": "Status code(s) that count as success; default: any 2xx",
@@ -120,6 +126,10 @@ class HttpRequest(Action):
                 headers["Content-Type"] = "application/json"
         elif "body" in inputs:
             kwargs["data"] = inputs["body"].encode()
+
+        if (inputs.get("idempotency_key", True) and context.idempotency_key
+                and not any(k.lower() == "idempotency-key" for k in headers)):
+            headers["Idempotency-Key"] = context.idempotency_key
 
         connection = inputs.get("connection")
         if connection and any(k.lower() == "authorization" for k in headers):

@@ -34,11 +34,10 @@ def idempotency_key(context: ActionContext) -> str:
     Every attempt of one task run (one item of a for_each) gets the same key, so a receiver that honours the
     header sees the call once even when the attempt is repeated after a worker died mid-call.
     """
-    given = getattr(context, "idempotency_key", None)  # set by the executor once §10 keys reach ActionContext
-    if given:
-        return str(given)
-    item = getattr(context, "item_index", None)
-    name = json.dumps([context.workflow, str(context.run_id), context.task_id, item])
+    if context.idempotency_key:
+        return context.idempotency_key
+    # Only a context built outside the executor (a direct call in a test or a plugin) has no key.
+    name = json.dumps([context.workflow, str(context.run_id), context.task_id, context.item_index])
     return "ff-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:40]
 
 
