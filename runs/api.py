@@ -43,14 +43,15 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WorkflowRun
-        fields = ["id", "workflow", "status", "trigger", "trigger_kind", "parent", "created_at", "started_at",
-                  "finished_at", "tasks"]
+        fields = ["id", "workflow", "status", "trigger", "trigger_kind", "parent", "parent_run", "created_at",
+                  "started_at", "finished_at", "tasks"]
 
 
 class RunListSerializer(serializers.ModelSerializer):
     class Meta:
         model = WorkflowRun
-        fields = ["id", "workflow", "status", "trigger_kind", "parent", "created_at", "started_at", "finished_at"]
+        fields = ["id", "workflow", "status", "trigger_kind", "parent", "parent_run", "created_at", "started_at",
+                  "finished_at"]
 
 
 class TaskLogsSerializer(serializers.Serializer):

@@ -36,7 +36,7 @@ from workflows.models import Workflow, WorkflowVersion
 from workflows.services import spec_for_version
 from workflows.templating import has_template
 
-from . import foreach
+from . import children, foreach
 from .executor import AttemptResult, RecordingSecrets, clean_text, execute_attempt, template_context
 from .models import TaskRun, TriggerKind, WorkflowRun
 from .states import (
@@ -91,14 +91,20 @@ def enqueue_task_run(task_run_id: int, queue: str, countdown: float = 0) -> None
 
 def run_create(*, workflow: Workflow, trigger: dict | None = None, trigger_kind: str = TriggerKind.MANUAL,
                version: WorkflowVersion | None = None, parent: WorkflowRun | None = None,
-               reuse_tasks: list[str] | None = None) -> WorkflowRun:
-    """Store a queued run and enqueue its start once the transaction commits."""
+               reuse_tasks: list[str] | None = None, parent_run: WorkflowRun | None = None,
+               parent_task_run_id: int | None = None, depth: int = 0) -> WorkflowRun:
+    """Store a queued run and enqueue its start once the transaction commits.
+
+    `parent` is the run a retry or re-run comes from; `parent_run`, `parent_task_run_id` and `depth` link a child
+    run to the flow.run_workflow task that started it (SPEC §9).
+    """
     version_id = version.id if version else workflow.current_version_id
     if version_id is None:
         raise RunError(f"workflow '{workflow.name}' has no definition version")
     run = WorkflowRun.objects.create(
         workflow=workflow, workflow_version_id=version_id, trigger=trigger or {}, trigger_kind=trigger_kind,
-        parent=parent, reuse_tasks=reuse_tasks or [],
+        parent=parent, reuse_tasks=reuse_tasks or [], parent_run=parent_run,
+        parent_task_run_id=parent_task_run_id, depth=depth,
     )
     transaction.on_commit(lambda: enqueue_run_start(run.id))
     return run
@@ -406,7 +412,10 @@ def _record_attempt_once(task_run: TaskRun, result: AttemptResult, spec: Workflo
                 transaction.on_commit(lambda: enqueue_task_run(task_run.id, task_run.queue, countdown=delay))
             return None
         if result.status == TaskStatus.WAITING and not cancelled:
-            return _record_pause(task_run, result, mine, common, now)
+            _record_pause(task_run, result, mine, common, now)
+            if result.pause is not None and result.pause.reason == PauseReason.CHILD_RUN:
+                _child_start(task_run, result.pause.details)
+            return None
         final = TaskStatus.CANCELLED if cancelled else str(result.status)
         if mine.update(status=final, finished_at=now, **common) and not cancelled:
             return _after_final(run, spec, task_run, keep_local_queue=keep_local_queue)
@@ -464,6 +473,7 @@ def _finish_run_if_done(run: WorkflowRun, statuses: dict, spec: WorkflowSpec) ->
     if WorkflowRun.objects.filter(id=run.id, status=RunStatus.RUNNING).update(status=str(outcome),
                                                                              finished_at=timezone.now()):
         transaction.on_commit(lambda: run_finished_announce(run.id))
+        transaction.on_commit(lambda: run_finished_follow_up(run_id=run.id))
     if spec.concurrency:
         transaction.on_commit(lambda: _start_next_queued(run.workflow_id))
 
@@ -473,6 +483,90 @@ def _start_next_queued(workflow_id: int) -> None:
                .order_by("id").values_list("id", flat=True).first())
     if next_id:
         enqueue_run_start(next_id)
+
+
+# --- child runs and on_failure handlers (SPEC §9) -------------------------------------------------------------
+
+
+def _child_start(task_run: TaskRun, details: dict) -> None:
+    """With the parent run locked and its flow.run_workflow task just paused: start the child run, or fail the
+    task. The child is stored in the transaction that makes the task wait, so neither exists without the other."""
+    paused = TaskRun.objects.filter(id=task_run.id, status=TaskStatus.WAITING, attempt=task_run.attempt,
+                                    child_runs__isnull=True)
+    if not paused.exists():
+        return  # this attempt was not recorded as waiting (cancelled, or recorded by an earlier try)
+    parent = (WorkflowRun.objects.select_related("workflow").only("id", "depth", "workflow__owner_id")
+              .get(id=task_run.run_id))
+    name = str(details.get("workflow", ""))
+    try:
+        target = children.workflow_of_owner(owner_id=parent.workflow.owner_id, name=name)
+        depth = children.child_depth(parent_depth=parent.depth, name=name)
+    except children.ChildRunRefused as exc:
+        task_resume(task_run_id=task_run.id, status=TaskStatus.FAILED, output={}, error=str(exc))
+        return
+    trigger = children.child_trigger(payload=details.get("payload"), parent_run_id=parent.id,
+                                     task_id=task_run.task_id)
+    child = run_create(workflow=target, trigger=trigger, trigger_kind=TriggerKind.CHILD, parent_run=parent,
+                       parent_task_run_id=task_run.id, depth=depth)
+    if details.get("wait", True):
+        paused.update(output={"run_id": child.id, "workflow": target.name})
+    else:
+        task_resume(task_run_id=task_run.id, status=TaskStatus.SUCCEEDED, output={"run_id": child.id},
+                    note=f"started run {child.id} of {target.name!r}")
+
+
+def run_finished_follow_up(*, run_id: int) -> None:
+    """Once a run's final status is committed: end the parent task that waits for it, and start its workflow's
+    `on_failure` handler. Each step is guarded, so a repeated call (a duplicate finish, the sweep) does it once."""
+    run = WorkflowRun.objects.filter(id=run_id).values("status", "parent_task_run_id", "failure_handled").first()
+    if run is None or run["status"] not in FINAL_RUN:
+        return
+    if run["parent_task_run_id"] is not None:
+        child_run_resume_parent(child_run_id=run_id)
+    if run["status"] == RunStatus.FAILED and not run["failure_handled"]:
+        run_failure_handle(run_id=run_id)
+
+
+def child_run_resume_parent(*, child_run_id: int) -> TaskRun | None:
+    """The child run ended: its parent's waiting flow.run_workflow task ends with the child's result."""
+    child = WorkflowRun.objects.select_related("workflow").get(id=child_run_id)
+    if child.status not in FINAL_RUN or child.parent_task_run_id is None:
+        return None
+    if not TaskRun.objects.filter(id=child.parent_task_run_id, status=TaskStatus.WAITING).exists():
+        return None  # ended already, cancelled, or the child was started without `wait`
+    status, output, error = children.child_result(child)
+    return task_resume(task_run_id=child.parent_task_run_id, status=status, output=output, error=error,
+                       note=f"child run {child.id} {child.status}")
+
+
+def run_failure_handle(*, run_id: int) -> WorkflowRun | None:
+    """Start the failed run's `on_failure` workflow exactly once: the guard flag and the handler's run commit
+    together. A handler's own failure starts no handler (no loop); a name no workflow of the owner has is logged.
+    """
+    with bind_log_context(run_id=run_id), transaction.atomic():
+        if not WorkflowRun.objects.filter(id=run_id, status=RunStatus.FAILED, failure_handled=False).update(
+                failure_handled=True):
+            return None
+        run = WorkflowRun.objects.select_related("workflow").get(id=run_id)
+        on_failure = spec_for_version(run.workflow_version_id).on_failure
+        if not on_failure or run.trigger_kind == TriggerKind.FAILURE_HANDLER:
+            return None
+        try:
+            target = children.workflow_of_owner(owner_id=run.workflow.owner_id, name=on_failure)
+        except children.ChildRunRefused as exc:
+            log.warning("run %s failed; its on_failure handler was not started: %s", run.id, exc)
+            return None
+        trigger = {"body": children.failure_report(run), "kind": str(TriggerKind.FAILURE_HANDLER)}
+        return run_create(workflow=target, trigger=trigger, trigger_kind=TriggerKind.FAILURE_HANDLER)
+
+
+def _sweep_children_and_failures(now) -> dict[str, int]:
+    """What a lost on-commit follow-up left: parents still waiting for ended children, unhandled failed runs."""
+    ended = sum(1 for child_id in children.ended_children_waited_for()[:500]
+                if child_run_resume_parent(child_run_id=child_id) is not None)
+    handled = sum(1 for run_id in children.failed_runs_unhandled(now=now)[:500]
+                  if run_failure_handle(run_id=run_id) is not None)
+    return {"children_ended": ended, "failure_handlers": handled}
 
 
 # --- operator actions: cancel, retry, re-run ----------------------------------------------------------------
@@ -485,12 +579,16 @@ def run_cancel(*, run_id: int) -> WorkflowRun:
         run = WorkflowRun.objects.select_for_update().get(id=run_id)
         if run.status in FINAL_RUN:
             return run
+        waited_for = children.children_waited_for(run_id=run.id)
         unfinished = [TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.WAITING]
         TaskRun.objects.filter(run_id=run.id, status__in=unfinished).update(
             status=TaskStatus.CANCELLED, finished_at=now)
         run.status, run.finished_at = RunStatus.CANCELLED, now
         run.save(update_fields=["status", "finished_at"])
         transaction.on_commit(lambda: run_finished_announce(run.id))
+        transaction.on_commit(lambda: run_finished_follow_up(run_id=run.id))
+        for child_id in waited_for:  # and so on down the chain of children (SPEC §9)
+            run_cancel(run_id=child_id)
     return run
 
 
@@ -545,6 +643,7 @@ def sweep(*, now=None) -> dict[str, int]:
     for run_id in unstarted.order_by("id").values_list("id", flat=True)[:1000]:
         enqueue_run_start(run_id)
         counts["restarted"] += 1
+    counts.update(_sweep_children_and_failures(now))
     return counts
 
 
