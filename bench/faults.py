@@ -7,6 +7,9 @@ Uses a throw-away database `flowforge_faults` (dropped and migrated here) and Re
 of three http.request tasks that POST {run, task} to a local server on 127.0.0.1, which counts them: a count
 above one is a repeated side effect. A repeat whose task run recorded a `lost` attempt is the documented
 at-least-once window (the effect happened, the worker died or lost its database before recording it).
+The server also groups the calls by their Idempotency-Key header (SPEC §10): a receiver that honours the key
+applies each key once, so "applied twice by key" (a logical call under a second key, or under none) is the
+number that must stay 0.
 Everything started here is killed in `finally`.
 """
 from __future__ import annotations
@@ -33,14 +36,17 @@ class EffectServer:
 
     def __init__(self, delay: float):
         self.counts: Counter = Counter()
+        self.keys: dict[tuple[int, str], set] = {}  # (run, task) -> the Idempotency-Keys it arrived with
         self.lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                call = (int(body["run"]), body["task"])
                 with outer.lock:
-                    outer.counts[(int(body["run"]), body["task"])] += 1
+                    outer.counts[call] += 1
+                    outer.keys.setdefault(call, set()).add(self.headers.get("Idempotency-Key"))
                 time.sleep(delay)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -204,11 +210,14 @@ class Bench:
                          if any(a.get("status") == "lost" for a in t.attempts)}
         with self.effects.lock:
             counts = {key: n for key, n in self.effects.counts.items() if key[0] in set(run_ids)}
+            keys = {call: set(seen) for call, seen in self.effects.keys.items() if call[0] in set(run_ids)}
+        applied_twice = sum(len(seen) - 1 + (None in seen) for seen in keys.values())
         repeated = {key: n for key, n in counts.items() if n > 1}
         unexplained = {key: n for key, n in repeated.items() if key not in lost_attempts}
         return {"accepted": len(run_ids), "finished": finished, "succeeded": succeeded,
                 "lost": len(run_ids) - finished, "duplicates": sum(n - 1 for n in repeated.values()),
-                "unexplained": sum(n - 1 for n in unexplained.values()), "lost_attempts": len(lost_attempts)}
+                "unexplained": sum(n - 1 for n in unexplained.values()), "lost_attempts": len(lost_attempts),
+                "applied_twice_by_key": applied_twice}
 
     def run(self) -> int:
         started = time.monotonic()
@@ -229,24 +238,27 @@ class Bench:
                 worker.stop()
             self.effects.close()
         self.report(results, time.monotonic() - started)
-        bad = any(t["lost"] or t["unexplained"] for trials in results.values() for t in trials)
+        bad = any(t["lost"] or t["unexplained"] or t["applied_twice_by_key"]
+                  for trials in results.values() for t in trials)
         return 1 if bad else 0
 
     @staticmethod
     def report(results: dict[str, list[dict]], elapsed: float) -> None:
         header = ("scenario", "trials", "runs accepted", "runs finished", "runs succeeded", "runs lost",
-                  "duplicated side effects", "of which unexplained", "lost attempts")
+                  "duplicated side effects", "of which unexplained", "lost attempts", "applied twice by key")
         rows = []
         for scenario, trials in results.items():
             total = lambda key: sum(t[key] for t in trials)  # noqa: E731
             rows.append((scenario, len(trials), total("accepted"), total("finished"), total("succeeded"),
-                         total("lost"), total("duplicates"), total("unexplained"), total("lost_attempts")))
+                         total("lost"), total("duplicates"), total("unexplained"), total("lost_attempts"),
+                         total("applied_twice_by_key")))
         widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
         print()
         for row in (header, *rows):
             print(" | ".join(str(x).rjust(w) for x, w in zip(row, widths)))
         print(f"\n{elapsed:.0f}s. Duplicates are explained when the task run recorded a lost attempt "
-              f"(at-least-once: the effect happened, the result was not recorded).")
+              f"(at-least-once: the effect happened, the result was not recorded). Applied twice by key: "
+              f"repeats a receiver honouring Idempotency-Key would still apply (target 0).")
 
 
 if __name__ == "__main__":
