@@ -20,8 +20,9 @@ from workflows.models import Workflow
 from workflows.services import spec_for_version
 
 from .models import TaskRun, WorkflowRun
-from .services import RunError, run_cancel, run_retry
-from .states import FINAL_RUN, FailureKind, RunStatus
+from .permissions import RUNS, may_change
+from .services import RunError, RunStateConflict, approval_answer, run_cancel, run_retry
+from .states import FINAL_RUN, FailureKind, RunStatus, TaskStatus
 
 FINAL = {str(s) for s in FINAL_RUN}
 
@@ -112,6 +113,19 @@ class TriggerKindFilter(admin.SimpleListFilter):
         return queryset.filter(trigger_kind=self.value()) if self.value() else queryset
 
 
+def approval_context(request: HttpRequest, run: WorkflowRun) -> dict:
+    """The waiting approvals of the run with their Approve/Reject form, for an operator who may change it."""
+    if run.status in FINAL or not may_change(request.user, run, RUNS):
+        return {"approvals": []}
+    waiting = (TaskRun.objects.filter(run=run, status=TaskStatus.WAITING, resume_token_hash__isnull=False)
+               .only("id", "task_id", "output", "resume_at"))
+    return {"approvals": [
+        {"task_id": row.task_id, "message": (row.output or {}).get("message", ""), "resume_at": row.resume_at,
+         "url": reverse("admin:runs_workflowrun_approval", args=[run.pk, row.id])}
+        for row in waiting
+    ]}
+
+
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(admin.ModelAdmin):
     list_display = ["id", "status_badge", "workflow", "trigger_kind", "created_at", "started_at", "duration"]
@@ -171,6 +185,8 @@ class WorkflowRunAdmin(admin.ModelAdmin):
             path("<int:run_id>/retry/", wrap(require_POST(self.retry_view)), name="runs_workflowrun_retry"),
             path("<int:run_id>/cancel/", wrap(require_POST(self.cancel_view)), name="runs_workflowrun_cancel"),
             path("<int:run_id>/tasks/<str:task_id>/logs/", wrap(self.logs_view), name="runs_workflowrun_task_logs"),
+            path("<int:run_id>/approvals/<int:task_run_id>/", wrap(require_POST(self.approval_view)),
+                 name="runs_workflowrun_approval"),
         ] + super().get_urls()
 
     def _get_run(self, request: HttpRequest, run_id, *, change: bool = False) -> WorkflowRun:
@@ -190,13 +206,14 @@ class WorkflowRunAdmin(admin.ModelAdmin):
             "can_cancel": run.status not in FINAL,
             "live_url": reverse("admin:runs_workflowrun_live", args=[run.pk]),
             **run_detail_context(run),
+            **approval_context(request, run),
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/runs/workflowrun/detail.html", context)
 
     def live_view(self, request: HttpRequest, run_id: int) -> JsonResponse:
         run = self._get_run(request, run_id)
-        context = run_detail_context(run)
+        context = {**run_detail_context(run), **approval_context(request, run)}
         html = render_to_string("admin/runs/workflowrun/_run_body.html", context, request=request)
         return JsonResponse({"id": run.pk, "status": run.status, "final": context["final"],
                              "duration": context["run_duration"], "html": html})
@@ -216,6 +233,25 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         run = self._get_run(request, run_id, change=True)
         run_cancel(run_id=run.pk)
         self.message_user(request, f"Run {run.pk} cancelled.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:runs_workflowrun_change", args=[run.pk]))
+
+    def approval_view(self, request: HttpRequest, run_id: int, task_run_id: int):
+        """Approve or Reject a waiting flow.approval task: `by` is the operator's user name."""
+        run = self._get_run(request, run_id)
+        if not may_change(request.user, run, RUNS):
+            raise PermissionDenied
+        task_run = get_object_or_404(TaskRun.objects.only("id", "task_id"), id=task_run_id, run=run)
+        decision = request.POST.get("decision")
+        if decision not in ("approve", "reject"):
+            self.message_user(request, "Choose Approve or Reject.", messages.ERROR)
+        else:
+            try:
+                approval_answer(task_run_id=task_run.id, reply={"approved": decision == "approve"},
+                                by=request.user.get_username())
+                verb = "approved" if decision == "approve" else "rejected"
+                self.message_user(request, f"Task {task_run.task_id} {verb}.", messages.SUCCESS)
+            except RunStateConflict as exc:
+                self.message_user(request, str(exc), messages.ERROR)
         return HttpResponseRedirect(reverse("admin:runs_workflowrun_change", args=[run.pk]))
 
     def logs_view(self, request: HttpRequest, run_id: int, task_id: str) -> HttpResponse:

@@ -806,10 +806,12 @@ def approval_answer(*, task_run_id: int, reply: dict, by: str) -> TaskRun:
         check_storable(output, "")
     except LimitExceeded as exc:
         raise ReplyInvalid(exc.path, exc.message) from None
-    row = TaskRun.objects.filter(id=task_run_id).only("id", "task_id", "run_id", "status").first()
+    row = (TaskRun.objects.filter(id=task_run_id)
+           .only("id", "task_id", "run_id", "status", "resume_token_hash").first())
     if row is None:
         raise ResumeTokenUnknown(task_run_id)
-    if row.status == TaskStatus.WAITING:
+    # Only a paused flow.approval has a token hash: a waiting flow.wait or child run is not answered here.
+    if row.status == TaskStatus.WAITING and row.resume_token_hash:
         status = TaskStatus.SUCCEEDED if approved else TaskStatus.FAILED
         done = task_resume(task_run_id=row.id, status=status, output=output, error="" if approved else "rejected",
                            note=f"{'approved' if approved else 'rejected'} by {by}")
