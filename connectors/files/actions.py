@@ -85,12 +85,74 @@ def _open_confined(real: Path, root: Path, shown: str, flags: int, mode: int = 0
     return fd
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _replace(real: Path, root: Path, shown: str, data: bytes, key: str) -> None:
+    """Write a temporary file in the same folder, then rename it over the target: a repeated attempt replaces
+    the file whole, and a reader never sees half of it. Names are resolved against the opened, checked folder."""
+    folder = os.open(real.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not _inside(os.path.realpath(f"/proc/self/fd/{folder}"), root) and os.path.exists("/proc/self/fd"):
+            raise _refuse(f"path '{shown}' escapes the files root (through a symbolic link)")
+        temporary = f".{real.name}.{key or os.urandom(8).hex()}.{os.getpid()}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                     0o644, dir_fd=folder)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(temporary, real.name, src_dir_fd=folder, dst_dir_fd=folder)
+        except IsADirectoryError:
+            os.unlink(temporary, dir_fd=folder)
+            raise _refuse(f"path '{shown}' is a directory") from None
+    finally:
+        os.close(folder)
+
+
+def _append_once(fd: int, data: bytes, root: Path, key: str) -> bool:
+    """Append `data` unless this task run's key already did; False when it had.
+
+    The marker `<root>/.flowforge/appends/<key>` holds the file's size before this key's append, and is written
+    before the bytes. A repeated attempt that finds it checks the bytes at that offset: already there, nothing
+    to do; the file ends in a prefix of them (the attempt died mid-write), the end is cut back and written
+    again; anything else (nothing, or other writers' lines), appended at the end. Without a key, a plain append.
+    """
+    if not key:
+        _write_all(fd, data)
+        return True
+    markers = root / ".flowforge" / "appends"
+    markers.mkdir(parents=True, exist_ok=True)
+    marker = markers / key
+    try:
+        offset = int(marker.read_text() or "-1")
+    except (FileNotFoundError, ValueError):
+        offset = -1
+    if offset < 0:
+        marker.write_text(str(os.fstat(fd).st_size))
+        _write_all(fd, data)
+        return True
+    there = os.pread(fd, len(data), offset)
+    if there == data:
+        return False
+    if os.fstat(fd).st_size == offset + len(there) and data.startswith(there):
+        os.ftruncate(fd, offset)
+    _write_all(fd, data)
+    return True
+
+
 class FileWrite(Action):
     name = "file.write"
     title = "Write file"
     description = (
         "Writes content to a file under the files root, creating parent directories. A string is written as "
-        "is; any other JSON value is written as indented JSON. Output: path, bytes."
+        "is; any other JSON value is written as indented JSON. An overwrite replaces the file whole (written "
+        "beside it, then renamed); an append is applied once per task run, however often its attempt repeats. "
+        "Output: path, bytes."
     )
     input_schema = {
         "type": "object",
@@ -128,19 +190,19 @@ class FileWrite(Action):
             real.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ActionError(f"cannot create the directory of '{shown}': {exc.strerror}", retryable=False) from None
-        # Not O_TRUNC: the file is only emptied after _open_confined has checked where it really is.
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else 0)
-        fd = _open_confined(real, root, shown, flags)
         try:
-            if not append:
-                os.ftruncate(fd, 0)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            if append:
+                fd = _open_confined(real, root, shown, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+                try:
+                    if not _append_once(fd, data, root, context.idempotency_key):
+                        context.log(f"{shown}: already appended by an earlier attempt of this task run")
+                        return {"path": shown, "bytes": 0}
+                finally:
+                    os.close(fd)
+            else:
+                _replace(real, root, shown, data, context.idempotency_key)
         except OSError as exc:
             raise ActionError(f"cannot write '{shown}': {exc.strerror}", retryable=False) from None
-        finally:
-            os.close(fd)
         context.log(f"{'appended' if append else 'wrote'} {len(data)} bytes to {shown}")
         return {"path": shown, "bytes": len(data)}
 
