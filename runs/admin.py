@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import defaultdict
 from datetime import datetime
 
 from django.contrib import admin, messages
@@ -19,6 +21,7 @@ from workflows.admin_graph import dag_svg
 from workflows.models import Workflow
 from workflows.services import spec_for_version
 
+from .foreach import item_label
 from .models import TaskRun, WorkflowRun
 from .permissions import RUNS, may_change
 from .services import RunError, RunStateConflict, approval_answer, run_cancel, run_retry
@@ -53,32 +56,20 @@ def run_detail_context(run: WorkflowRun) -> dict:
 
     now = timezone.now()
     spec = spec_for_version(run.workflow_version_id)
-    rows = {task_run.task_id: task_run for task_run in TaskRun.objects.filter(run=run)}
+    rows, items = {}, defaultdict(list)  # a for_each task's items follow its own row, as `notify[3]`
+    for task_run in TaskRun.objects.filter(run=run).order_by("item_index", "id"):
+        if task_run.item_index is None:
+            rows[task_run.task_id] = task_run
+        else:
+            items[task_run.task_id].append(task_run)
     order = [task_id for level in spec.levels() for task_id in level]
     order += [task_id for task_id in rows if task_id not in spec.tasks]
     tasks = []
     for task_id in order:
-        task_run, task = rows.get(task_id), spec.tasks.get(task_id)
-        tasks.append({
-            "task_id": task_id,
-            "action": task.action if task else "",
-            "depends_on": list(task.depends_on) if task else [],
-            "status": task_run.status if task_run else "not started",
-            "attempt": task_run.attempt if task_run else 0,
-            "queue": task_run.queue if task_run else (task.queue if task else ""),
-            "started_at": task_run.started_at if task_run else None,
-            "finished_at": task_run.finished_at if task_run else None,
-            "duration": format_duration(task_run.started_at, task_run.finished_at,
-                                        now if task_run.status == "running" else None) if task_run else "—",
-            "inputs": _pretty(task_run.inputs) if task_run and task_run.inputs else "",
-            "output": _pretty(task_run.output) if task_run and task_run.output not in ({}, None) else "",
-            "error": task_run.error if task_run else "",
-            "failure": FailureKind(task_run.failure) if task_run and task_run.failure else None,
-            "logs": task_run.logs if task_run else "",
-            "attempts": task_run.attempts if task_run else [],
-            "logs_url": reverse("admin:runs_workflowrun_task_logs", args=[run.pk, task_id]) if task_run else "",
-        })
-    statuses = {t["task_id"]: t["status"] for t in tasks if t["status"] != "not started"}
+        task = spec.tasks.get(task_id)
+        tasks.append(_task_entry(run, task_id, task, rows.get(task_id), now))
+        tasks.extend(_task_entry(run, task_id, task, item, now) for item in items[task_id])
+    statuses = {t["task_id"]: t["status"] for t in tasks if t["status"] != "not started" and not t["item"]}
     return {
         "run": run,
         "tasks": tasks,
@@ -86,6 +77,33 @@ def run_detail_context(run: WorkflowRun) -> dict:
         "run_duration": format_duration(run.started_at, run.finished_at, None if run.status in FINAL else now),
         "graph": dag_svg(spec.depends_on, subtitles={t: s.action for t, s in spec.tasks.items()}, statuses=statuses),
         "trigger_json": _pretty(run.trigger),
+    }
+
+
+def _task_entry(run: WorkflowRun, task_id: str, task, task_run: TaskRun | None, now: datetime) -> dict:
+    """One row of the run page: a task run, a for_each item (`notify[3]`), or a task not started yet."""
+    index = task_run.item_index if task_run else None
+    label = item_label(task_id, index)
+    return {
+        "task_id": label,
+        "item": index is not None,
+        "action": task.action if task else "",
+        "depends_on": list(task.depends_on) if task else [],
+        "status": task_run.status if task_run else "not started",
+        "attempt": task_run.attempt if task_run else 0,
+        "queue": task_run.queue if task_run else (task.queue if task else ""),
+        "started_at": task_run.started_at if task_run else None,
+        "finished_at": task_run.finished_at if task_run else None,
+        "duration": format_duration(task_run.started_at, task_run.finished_at,
+                                    now if task_run.status == "running" else None) if task_run else "—",
+        "inputs": _pretty(task_run.inputs) if task_run and task_run.inputs else "",
+        "output": _pretty(task_run.output) if task_run and task_run.output not in ({}, None) else "",
+        "error": task_run.error if task_run else "",
+        "failure": FailureKind(task_run.failure) if task_run and task_run.failure else None,
+        "logs": task_run.logs if task_run else "",
+        "attempts": task_run.attempts if task_run else [],
+        "logs_url": reverse("admin:runs_workflowrun_task_logs", args=[run.pk, label]) if task_run else "",
+        "resume_at": task_run.resume_at if task_run and task_run.status == "waiting" else None,
     }
 
 
@@ -256,5 +274,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
     def logs_view(self, request: HttpRequest, run_id: int, task_id: str) -> HttpResponse:
         run = self._get_run(request, run_id)
-        task_run = get_object_or_404(TaskRun, run=run, task_id=task_id)
+        item = re.fullmatch(r"(.+)\[(\d+)\]", task_id)  # an item of a for_each task: `notify[3]`
+        task_id, item_index = (item[1], int(item[2])) if item else (task_id, None)
+        task_run = get_object_or_404(TaskRun, run=run, task_id=task_id, item_index=item_index)
         return HttpResponse(task_run.logs, content_type="text/plain; charset=utf-8")
