@@ -328,3 +328,61 @@ def test_a_connection_input_is_a_picker_of_the_owners_accounts_with_free_text(pa
     assert tasks["github_create_issue"]["inputs"]["connection"] == "hubot"
     assert tasks["http_request"]["inputs"]["connection"] == "slack:acme"
     assert page.js_errors == []
+
+
+def test_flow_actions_have_their_family_and_a_for_each_task_offers_item_and_index(page, builder_user):
+    workflow = workflow_save(owner=builder_user, source={"name": "Mapped", "tasks": {
+        "users": {"action": "transform.jinja", "inputs": {"value": "{{ trigger.body.users }}"}},
+        "approve": {"action": "flow.approval", "inputs": {"message": "Greet them?"}, "depends_on": ["users"]},
+        "greet": {"action": "http.request", "inputs": {"url": "https://example.com/"}, "depends_on": ["approve"]},
+    }})
+    page.goto(f"/builder/{workflow.id}/")
+    family = page.get_by_test_id("family-flow")
+    expect(family).to_contain_text("flow")
+    for action in ("flow.wait", "flow.approval", "flow.run_workflow", "flow.respond"):
+        expect(family.get_by_test_id(f"action-{action}")).to_be_visible()
+
+    node(page, "greet").click()
+    url = page.get_by_test_id("field-url")
+    url.fill("{{ ite")
+    expect(page.get_by_test_id("suggestion-trigger.item")).to_be_visible()
+    expect(page.get_by_test_id("suggestion-item")).to_have_count(0)  # no for_each yet
+    url.fill("https://example.com/")
+    page.get_by_test_id("task-for_each").fill("{{ steps.users.output.value }}")
+    page.get_by_test_id("task-max_parallel").fill("3")
+    url.fill("https://example.com/{{ ite")
+    page.get_by_test_id("suggestion-item").click()
+    expect(url).to_have_value("https://example.com/{{ item }}")
+    url.press("End")
+    url.press_sequentially("?key={{ task.idem")
+    page.get_by_test_id("suggestion-task.idempotency_key").click()
+    node(page, "users").click()
+    value = page.get_by_test_id("field-value")
+    value.fill("{{ run.resume")
+    expect(page.get_by_test_id("suggestion-run.resume_urls.approve")).to_be_visible()
+    value.fill("{{ trigger.body.users }}")
+
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("save-state")).to_have_attribute("data-dirty", "false")
+    workflow.refresh_from_db()
+    greet = workflow.definition["tasks"]["greet"]
+    assert greet["for_each"] == "{{ steps.users.output.value }}" and greet["max_parallel"] == 3
+    assert greet["inputs"]["url"] == "https://example.com/{{ item }}?key={{ task.idempotency_key }}"
+    assert page.js_errors == []
+
+
+def test_a_waiting_task_is_coloured_as_waiting_while_the_run_goes_on(page, builder_user, start_worker):
+    start_worker("w1", concurrency=2)
+    workflow = workflow_save(owner=builder_user, source={"name": "Pause", "tasks": {
+        "pause": {"action": "flow.wait", "inputs": {"seconds": 3}},
+        "after": {"action": "transform.jinja", "inputs": {"value": "done"}, "depends_on": ["pause"]},
+    }})
+    page.goto(f"/builder/{workflow.id}/")
+    page.get_by_test_id("run").click()
+    expect(node(page, "pause")).to_have_attribute("data-status", "waiting", timeout=RUN_DEADLINE_MS)
+    colour = page.get_by_test_id("node-pause").evaluate("el => getComputedStyle(el).borderLeftColor")
+    assert colour == "rgb(168, 85, 247)", colour  # --st-waiting, unlike running's blue
+    expect(node(page, "after")).to_have_attribute("data-status", "pending")
+    expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", "succeeded", timeout=RUN_DEADLINE_MS)
+    expect(node(page, "pause")).to_have_attribute("data-status", "succeeded")
+    assert page.js_errors == []
