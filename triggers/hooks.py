@@ -2,7 +2,9 @@
 
 The accept path does the least work a durable answer allows: one indexed read of the workflow by token (the
 compiled definition comes from a per-process cache), one transaction inserting the run and the delivery, one
-broker publish after commit. It never waits on workers, so saturated workers do not slow the answer.
+broker publish after commit. It never waits on workers, so saturated workers do not slow the answer, unless
+the trigger says `respond: on_finish`: then it waits for the run's end, at most `respond_timeout` seconds after
+the request arrived (triggers.responses).
 
 Order of checks: token and webhook trigger (404) → method (405, with Allow) → rate limit (429) → size (411,
 413) → signature (401) → disabled (409) → body (400) → accept (202, or 200 with the first run's id for a
@@ -21,14 +23,16 @@ import time
 from django.core.cache import cache
 from django.core.exceptions import TooManyFieldsSent
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import RedisError
 
 from workflows.definition import InvalidDefinition
 from workflows.models import Workflow
 from workflows.services import spec_for_version
+from workflows.webhook_trigger import Respond
 
+from .responses import answer_on_finish
 from .webhook_signatures import SignatureError, verify
 from .webhooks import (
     MAX_BODY_BYTES,
@@ -142,6 +146,7 @@ def _webhook_at(token: str) -> tuple[Workflow, WebhookConfig] | None:
 
 @csrf_exempt
 def receive(request, token: str):
+    received = time.monotonic()  # `respond_timeout` counts from here
     try:
         found = _webhook_at(token)
     except WebhookRejected as exc:
@@ -197,8 +202,23 @@ def receive(request, token: str):
     except (OperationalError, InterfaceError):
         log.exception("webhook delivery for workflow %s: database unavailable", workflow.id)
         return _error(503, "", "the delivery could not be stored; try again", Retry_After="5")
+    if config.respond == Respond.ON_FINISH:
+        response = _answer_on_finish(run_id, deadline=received + config.respond_timeout)
+    else:
+        response = JsonResponse({"run_id": run_id}, status=200 if repeated else 202)
     if repeated:
-        response = JsonResponse({"run_id": run_id}, status=200)
         response["Idempotent-Replayed"] = "true"
-        return response
-    return JsonResponse({"run_id": run_id}, status=202)
+    return response
+
+
+def _answer_on_finish(run_id: int, *, deadline: float) -> HttpResponse:
+    """The run's answer (triggers.responses); the stored run is never lost to an error while waiting."""
+    try:
+        answer = answer_on_finish(run_id=run_id, deadline=deadline)
+    except (OperationalError, InterfaceError):
+        log.warning("webhook run %s: database unavailable while waiting for its end", run_id, exc_info=True)
+        return JsonResponse({"run_id": run_id}, status=202)
+    response = HttpResponse(answer.body, status=answer.status)
+    for name, value in answer.headers.items():
+        response[name] = value
+    return response
