@@ -382,6 +382,8 @@ def test_a_waiting_task_is_coloured_as_waiting_while_the_run_goes_on(page, build
     expect(node(page, "pause")).to_have_attribute("data-status", "waiting", timeout=RUN_DEADLINE_MS)
     colour = page.get_by_test_id("node-pause").evaluate("el => getComputedStyle(el).borderLeftColor")
     assert colour == "rgb(168, 85, 247)", colour  # --st-waiting, unlike running's blue
+    node(page, "pause").click()
+    expect(page.get_by_test_id("task-run-waiting")).to_contain_text("until")
     expect(node(page, "after")).to_have_attribute("data-status", "pending")
     expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", "succeeded", timeout=RUN_DEADLINE_MS)
     expect(node(page, "pause")).to_have_attribute("data-status", "succeeded")

@@ -62,6 +62,8 @@ export interface TaskRun {
   logs?: string | null;
   started_at?: string | null;
   finished_at?: string | null;
+  /** While `waiting`: when a flow.wait wakes up, or an approval times out. */
+  resume_at?: string | null;
 }
 
 export interface Run {

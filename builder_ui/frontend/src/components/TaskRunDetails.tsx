@@ -25,6 +25,12 @@ export function TaskRunDetails({ taskRun }: { taskRun: TaskRun }) {
         {taskRun.attempt ? <span className="ff-muted">attempt {taskRun.attempt}</span> : null}
         {took && <span className="ff-muted">{took}</span>}
       </div>
+      {taskRun.status === "waiting" && (
+        <div className="ff-help" data-testid="task-run-waiting">
+          Waiting, holding no worker
+          {taskRun.resume_at ? ` until ${new Date(taskRun.resume_at).toLocaleString()}` : ""}.
+        </div>
+      )}
       {taskRun.error && (
         <details open className="ff-detail">
           <summary>Error</summary>
