@@ -245,7 +245,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "runs.models.RUN_STATUS_CHOICES",
-                            "TaskStatusEnum": "runs.models.TASK_STATUS_CHOICES"},
+                            "TaskStatusEnum": "runs.models.TASK_STATUS_CHOICES",
+                            "TriggerKindEnum": "runs.models.TRIGGER_KIND_CHOICES"},
     # The default enum hook, then the error answers (400/401/403/404/409/413/415/429) every operation can give.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "automation.schema.document_errors"],
 }

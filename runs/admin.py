@@ -22,7 +22,7 @@ from workflows.models import Workflow
 from workflows.services import spec_for_version
 
 from .foreach import item_label
-from .models import TaskRun, WorkflowRun
+from .models import TRIGGER_KIND_CHOICES, TaskRun, WorkflowRun
 from .permissions import RUNS, may_change
 from .services import RunError, RunStateConflict, approval_answer, run_cancel, run_retry
 from .states import FINAL_RUN, FailureKind, RunStatus, TaskStatus
@@ -123,9 +123,7 @@ class TriggerKindFilter(admin.SimpleListFilter):
     title, parameter_name = "trigger", "trigger_kind"
 
     def lookups(self, request, model_admin):
-        from .models import TriggerKind
-
-        return TriggerKind.choices
+        return TRIGGER_KIND_CHOICES
 
     def queryset(self, request, queryset):
         return queryset.filter(trigger_kind=self.value()) if self.value() else queryset

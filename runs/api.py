@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from automation.api import PAYLOAD_PARSERS, StrictPageSize
 from workflows.limits import LimitExceeded, check_storable
 
-from .models import TaskRun, TriggerKind, WorkflowRun
+from .models import TRIGGER_KIND_CHOICES, TaskRun, WorkflowRun
 from .permissions import RUNS, NotReadOnlyUser, OwnerOrModelPermission, visible_to
 from .services import RunError, RunStateConflict, run_cancel, run_rerun, run_retry
 from .states import RunStatus, TaskStatus, choices
@@ -102,7 +102,7 @@ class RunFilter(django_filters.FilterSet):
         choices=[*choices(RunStatus), (WAITING, WAITING)], method="filter_status",
         help_text="A run status; `waiting` lists the running runs that have a waiting task (flow.wait, "
                   "flow.approval, flow.run_workflow or a for_each task with items still to run)")
-    trigger_kind = django_filters.ChoiceFilter(choices=TriggerKind.choices)
+    trigger_kind = django_filters.ChoiceFilter(choices=TRIGGER_KIND_CHOICES)
     created_after = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date or date-time, inclusive")
     created_before = django_filters.IsoDateTimeFilter(

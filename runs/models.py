@@ -1,28 +1,19 @@
 from django.db import models
 
-from runs.states import FailureKind, RunStatus, TaskStatus, choices
+from runs.states import FailureKind, RunStatus, TaskStatus, TriggerKind, choices
 from workflows.models import Workflow, WorkflowVersion
 
 # The engine's states as choices, also named by the API schema (ENUM_NAME_OVERRIDES in automation/settings.py).
 RUN_STATUS_CHOICES = choices(RunStatus)
 TASK_STATUS_CHOICES = choices(TaskStatus)
-
-
-class TriggerKind(models.TextChoices):
-    MANUAL = "manual"
-    WEBHOOK = "webhook"
-    CRON = "cron"
-    POLL = "poll"
-    RETRY = "retry"
-    RERUN = "rerun"
-    CLI = "cli"
+TRIGGER_KIND_CHOICES = choices(TriggerKind)
 
 
 class WorkflowRun(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
     workflow_version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=16, choices=RUN_STATUS_CHOICES, default=RunStatus.QUEUED.value)
-    trigger_kind = models.CharField(max_length=16, choices=TriggerKind.choices, default=TriggerKind.MANUAL)
+    trigger_kind = models.CharField(max_length=16, choices=TRIGGER_KIND_CHOICES, default=TriggerKind.MANUAL.value)
     trigger = models.JSONField(default=dict, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns",
                                help_text="The run this one retries or re-runs")

@@ -2,6 +2,7 @@
 
 These enums are the one spelling of each closed set: the engine compares against them, the models take their
 choices from `choices()`, and the API schema names them (ENUM_NAME_OVERRIDES in automation/settings.py).
+`TriggerKind` and `TriggerRule` live in `workflows.kinds` (the parser below needs them) and are re-exported here.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from workflows.kinds import TriggerKind, TriggerRule  # noqa: F401 - TriggerKind re-exported for runs.models
 
 
 class TaskStatus(str, Enum):
@@ -91,17 +94,17 @@ def rule_decision(rule: str, upstream: list[str]) -> str:
     if not upstream:
         return RUN
     final = all(s in FINAL_TASK for s in upstream)
-    if rule == "all_done":
+    if rule == TriggerRule.ALL_DONE:
         return RUN if final else WAIT
-    if rule == "one_failed":
+    if rule == TriggerRule.ONE_FAILED:
         if TaskStatus.FAILED in upstream:
             return RUN
         return SKIP if final else WAIT
-    if rule == "one_success":
+    if rule == TriggerRule.ONE_SUCCESS:
         if TaskStatus.SUCCEEDED in upstream:
             return RUN
         return SKIP if final else WAIT
-    # all_success
+    # TriggerRule.ALL_SUCCESS
     if any(s in (TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED) for s in upstream):
         return SKIP
     return RUN if all(s == TaskStatus.SUCCEEDED for s in upstream) else WAIT
@@ -117,9 +120,9 @@ class Advance:
 
 def skip_reason(rule: str, upstream: Mapping[str, str]) -> str:
     """Why a task whose trigger rule decided SKIP can never run, naming the upstream task that settled it."""
-    if rule == "one_failed":
+    if rule == TriggerRule.ONE_FAILED:
         return "no upstream task failed"
-    if rule == "one_success":
+    if rule == TriggerRule.ONE_SUCCESS:
         return "no upstream task succeeded"
     for task, status in upstream.items():
         if status in (TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED):
@@ -141,7 +144,7 @@ def advance(
         for task, deps in depends_on.items():
             if current.get(task) != TaskStatus.PENDING:
                 continue
-            rule = rules.get(task, "all_success")
+            rule = rules.get(task, TriggerRule.ALL_SUCCESS)
             decision = rule_decision(rule, [current[d] for d in deps])
             if decision == RUN:
                 current[task] = TaskStatus.QUEUED

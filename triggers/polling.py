@@ -38,7 +38,8 @@ from workflows.templating import TemplateRenderError, render_value
 from workflows.trigger_specs import PollTrigger
 
 from .models import PollSeenKey, TriggerState
-from .schedules import trigger_at, trigger_key
+from .registry import TriggerHandler
+from .schedules import TASK_NAMES, interval_every, trigger_at, trigger_key
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class PollError(Exception):
 def _fetch_items(workflow: Workflow, trigger: PollTrigger, index: int) -> list:
     task = TaskSpec(id=f"poll_{index}", action=trigger.action, inputs=dict(trigger.inputs), timeout=trigger.timeout)
     secrets = RecordingSecrets(lambda name: secret_value(name, owner_id=workflow.owner_id))
-    context = template_context(trigger={"kind": "poll"}, task_results={}, secrets=secrets,
+    context = template_context(trigger={"kind": TriggerKind.POLL.value}, task_results={}, secrets=secrets,
                                run={"id": None, "workflow": workflow.name, "started_at": None})
     result = execute_attempt(task, template_context=context, registry=default_registry(),
                              config=action_config(), run_id=f"poll:{workflow.id}:{index}",
@@ -153,7 +154,7 @@ def _record(workflow: Workflow, key: str, keyed: dict[str, Any], now: datetime) 
                         defaults={"first_seen_at": now, "last_seen_at": now})
                     if created:
                         run = run_create(workflow=workflow, trigger_kind=TriggerKind.POLL,
-                                         trigger={"item": keyed[item_key], "key": item_key, "kind": "poll"})
+                                         trigger={"item": keyed[item_key], "key": item_key, "kind": TriggerKind.POLL.value})
                         outcome.run_ids.append(run.id)
             except DataError:  # an item PostgreSQL cannot store (NUL characters...): skip it, keep polling
                 log.warning("poll item %r of workflow %s cannot be stored; skipped", item_key, workflow.id)
@@ -166,3 +167,19 @@ def _prune(seen) -> None:
     cutoff = seen.order_by("-last_seen_at", "-id").values_list("last_seen_at", "id")[KEEP_KEYS:KEEP_KEYS + 1]
     for last_seen_at, key_id in cutoff:
         (seen.filter(last_seen_at__lt=last_seen_at) | seen.filter(last_seen_at=last_seen_at, id__lte=key_id)).delete()
+
+
+class PollHandler(TriggerHandler):
+    spec = PollTrigger
+    scheduled = True
+    task_name = TASK_NAMES[TriggerKind.POLL.value]
+
+    def schedule(self, trigger: PollTrigger, *, state: TriggerState) -> dict:
+        return {"interval": interval_every(trigger.every), "crontab": None, "start_time": None}
+
+    def state_identity(self, trigger: PollTrigger) -> dict:
+        # `inputs`, `items` and `key` as written (None when absent): keys stored before typed specs still match.
+        return {"action": trigger.action, "inputs": trigger.inputs or None, "items": trigger.items, "key": trigger.key}
+
+    def fire(self, *, workflow_id: int, trigger_index: int, now: datetime | None = None) -> list[int]:
+        return poll_fire(workflow_id=workflow_id, trigger_index=trigger_index, now=now).run_ids

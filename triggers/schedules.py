@@ -1,8 +1,10 @@
 """Keep a workflow's cron and poll triggers in step with its definition, and fire cron triggers.
 
-Cron and poll triggers become django-celery-beat periodic tasks named `flowforge:<workflow id>:<type>:<index>`
-(task `workflows.fire_cron` / `workflows.fire_poll`, names kept from before this app, see `triggers.tasks`;
-kwargs `{"workflow_id", "trigger_index"}`); webhooks need no state beyond the workflow's token. `sync_triggers`
+Every trigger whose handler is `scheduled` (`triggers.registry`: cron, poll, and any registered type) becomes a
+django-celery-beat periodic task named `flowforge:<workflow id>:<type>:<index>` (task `workflows.fire_cron` /
+`workflows.fire_poll`, names kept from before this app, see `triggers.tasks`, else `triggers.fire`; kwargs
+`{"workflow_id", "trigger_index"}`) with the schedule the handler asks for; webhooks need no state beyond the
+workflow's token. `sync_triggers`
 runs inside `workflow_save`'s transaction (on its `workflow_saved` signal) and `remove_triggers` on the
 workflow's `pre_delete`, so the service's delete, the admin's and cascades leave no schedule behind (wired in
 `triggers.signals`).
@@ -32,15 +34,16 @@ from runs.models import TriggerKind
 from runs.services import run_create
 from workflows import cron as cron_maths
 from workflows.definition import WorkflowSpec
-from workflows.trigger_specs import CronTrigger, PollTrigger, TriggerSpec
+from workflows.trigger_specs import CronTrigger, TriggerSpec
 from workflows.models import Workflow
 from workflows.services import spec_for_version
 
 from .models import PollSeenKey, TriggerState
+from .registry import TriggerHandler, default_registry
 
 log = logging.getLogger(__name__)
 
-TASK_NAMES = {"cron": "workflows.fire_cron", "poll": "workflows.fire_poll"}
+TASK_NAMES = {TriggerKind.CRON.value: "workflows.fire_cron", TriggerKind.POLL.value: "workflows.fire_poll"}
 # A worker whose clock runs slightly behind beat's must still see the instant beat woke up for.
 CLOCK_SKEW = timedelta(seconds=5)
 # A cron task whose start_time has passed is re-sent this often until a fire moves start_time on; fires are at
@@ -52,19 +55,14 @@ def task_prefix(workflow_id: int) -> str:
     return f"flowforge:{workflow_id}:"
 
 
-def trigger_key(trigger: CronTrigger | PollTrigger) -> str:
+def trigger_key(trigger: TriggerSpec) -> str:
     """Identity of a trigger's state: what it watches, not where it sits in the list.
 
     Editing a cron expression or zone, or a poll's action/inputs/items/key, starts a fresh state (a new cron
     trigger is armed from the edit; a new poll source is primed again); changing `every`, `catchup` or the
     order of the triggers keeps it.
     """
-    if isinstance(trigger, CronTrigger):
-        identity = {"cron": " ".join(trigger.cron.split()), "timezone": trigger.timezone}
-    else:
-        # `items` and `key` as written (None when absent), so keys stored before typed specs still match.
-        identity = {"action": trigger.action, "inputs": trigger.inputs or None, "items": trigger.items,
-                    "key": trigger.key}
+    identity = default_registry().handler(trigger.type).state_identity(trigger)
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:20]
     return f"{trigger.type}:{digest}"
 
@@ -80,11 +78,12 @@ def sync_triggers(workflow: Workflow, spec: WorkflowSpec) -> None:
     schedules_before = _schedule_ids(existing.values())
     wanted: set[str] = set()
     keys: set[str] = set()
+    registry = default_registry()
     for index, trigger in enumerate(spec.triggers):
-        kind = trigger.type
-        if not isinstance(trigger, (CronTrigger, PollTrigger)):
+        handler = registry.handler(trigger.type)
+        if not handler.scheduled:
             continue
-        name = f"{prefix}{kind}:{index}"
+        name = f"{prefix}{trigger.type}:{index}"
         key = trigger_key(trigger)
         wanted.add(name)
         keys.add(key)
@@ -96,14 +95,9 @@ def sync_triggers(workflow: Workflow, spec: WorkflowSpec) -> None:
             # Fires missed while the workflow was disabled are not caught up: it was off on purpose.
             TriggerState.objects.filter(id=state.id).update(armed_at=now)
             state.armed_at = now
-        if isinstance(trigger, CronTrigger):
-            schedule = {"interval": _interval(RETRY_SECONDS), "crontab": None,
-                        "start_time": _next_cron_fire(trigger, after=_cron_floor(state))}
-        else:
-            schedule = {"interval": _interval(max(1, math.ceil(trigger.every))), "crontab": None,
-                        "start_time": None}
-        _save_periodic_task(previous, name=name, task=TASK_NAMES[kind], enabled=workflow.enabled,
-                            kwargs={"workflow_id": workflow.id, "trigger_index": index}, **schedule)
+        _save_periodic_task(previous, name=name, task=handler.task_name, enabled=workflow.enabled,
+                            kwargs={"workflow_id": workflow.id, "trigger_index": index},
+                            **handler.schedule(trigger, state=state))
     for name, task in existing.items():
         if name not in wanted:
             task.delete()  # one by one, so django-celery-beat's signal tells beat to reload
@@ -134,6 +128,11 @@ def _save_periodic_task(existing: PeriodicTask | None, *, name: str, kwargs: dic
         setattr(existing, field, value)
     existing.solar = existing.clocked = None
     existing.save()
+
+
+def interval_every(seconds: float) -> IntervalSchedule:
+    """The shared IntervalSchedule of `seconds` (rounded up to whole seconds, at least 1)."""
+    return _interval(max(1, math.ceil(seconds)))
 
 
 def _interval(seconds: int) -> IntervalSchedule:
@@ -209,7 +208,7 @@ def cron_fire(*, workflow_id: int, trigger_index: int, now: datetime | None = No
             if TriggerState.objects.filter(id=state.id, **guard).update(last_fired_at=due[-1]):
                 runs = [
                     run_create(workflow=workflow, trigger_kind=TriggerKind.CRON,
-                               trigger={"scheduled_at": instant.isoformat(), "timezone": zone, "kind": "cron"})
+                               trigger={"scheduled_at": instant.isoformat(), "timezone": zone, "kind": TriggerKind.CRON.value})
                     for instant in due
                 ]
         floor = max(floor, due[-1].astimezone(dt_timezone.utc))
@@ -220,7 +219,7 @@ def cron_fire(*, workflow_id: int, trigger_index: int, now: datetime | None = No
 def _advance_start_time(workflow_id: int, trigger_index: int, start_time: datetime | None) -> None:
     """Point beat at the next fire instant; a queryset update leaves beat's own bookkeeping fields alone."""
     name = f"{task_prefix(workflow_id)}cron:{trigger_index}"
-    updated = (PeriodicTask.objects.filter(name=name, task=TASK_NAMES["cron"]).exclude(start_time=start_time)
+    updated = (PeriodicTask.objects.filter(name=name, task=TASK_NAMES[TriggerKind.CRON.value]).exclude(start_time=start_time)
                .update(start_time=start_time))
     if updated:
         PeriodicTasks.update_changed()  # beat re-reads its schedule on its next tick
@@ -237,3 +236,35 @@ def cron_preview(workflow: Workflow, trigger_index: int, count: int = 10, *,
         raise LookupError(f"triggers[{trigger_index}] is not a cron trigger")
     return cron_maths.next_fire_times(trigger.cron, trigger.timezone,
                                       after=after or timezone.now(), count=count)
+
+
+class CronHandler(TriggerHandler):
+    spec = CronTrigger
+    scheduled = True
+    task_name = TASK_NAMES[TriggerKind.CRON.value]
+
+    def schedule(self, trigger: CronTrigger, *, state: TriggerState) -> dict:
+        return {"interval": _interval(RETRY_SECONDS), "crontab": None,
+                "start_time": _next_cron_fire(trigger, after=_cron_floor(state))}
+
+    def state_identity(self, trigger: CronTrigger) -> dict:
+        return {"cron": " ".join(trigger.cron.split()), "timezone": trigger.timezone}
+
+    def fire(self, *, workflow_id: int, trigger_index: int, now: datetime | None = None) -> list[int]:
+        return cron_fire(workflow_id=workflow_id, trigger_index=trigger_index, now=now)
+
+
+# --- any registered type -----------------------------------------------------------------------------------------
+
+
+def trigger_fire(*, workflow_id: int, trigger_index: int, now: datetime | None = None) -> list[int]:
+    """Fire the workflow's trigger at `trigger_index` through its type's handler (the generic beat task)."""
+    workflow = Workflow.objects.filter(id=workflow_id).only("id", "enabled", "current_version_id").first()
+    if workflow is None or not workflow.enabled or workflow.current_version_id is None:
+        return []
+    triggers = spec_for_version(workflow.current_version_id).triggers
+    if not 0 <= trigger_index < len(triggers):
+        log.warning("workflow %s has no trigger at index %s; stale periodic task?", workflow_id, trigger_index)
+        return []
+    handler = default_registry().handler(triggers[trigger_index].type)
+    return handler.fire(workflow_id=workflow_id, trigger_index=trigger_index, now=now)

@@ -7,8 +7,9 @@ into "unregistered task" errors.
 from celery import shared_task
 
 from .polling import poll_fire
+from .registry import FIRE_TASK
 from .retention import prune_deliveries as deliveries_prune
-from .schedules import cron_fire
+from .schedules import cron_fire, trigger_fire
 
 
 @shared_task(name="workflows.fire_cron", ignore_result=True)
@@ -19,6 +20,12 @@ def fire_cron(workflow_id: int, trigger_index: int) -> None:
 @shared_task(name="workflows.fire_poll", ignore_result=True)
 def fire_poll(workflow_id: int, trigger_index: int) -> None:
     poll_fire(workflow_id=workflow_id, trigger_index=trigger_index)
+
+
+@shared_task(name=FIRE_TASK, ignore_result=True)
+def fire_trigger(workflow_id: int, trigger_index: int) -> None:
+    """Any other scheduled trigger type (triggers.registry): its handler decides what to start."""
+    trigger_fire(workflow_id=workflow_id, trigger_index=trigger_index)
 
 
 # Named by the beat schedule (CELERY_BEAT_SCHEDULE in automation/settings.py), next to runs.prune.

@@ -233,7 +233,7 @@ def trigger_from_request(*, method: str, headers: dict, query: dict, raw_body: b
     _check_storable(body, "body")
     _check_storable(query, "query")
     _check_storable(headers, "headers")
-    return {"body": body, "headers": headers, "query": query, "method": method, "kind": "webhook"}
+    return {"body": body, "headers": headers, "query": query, "method": method, "kind": TriggerKind.WEBHOOK.value}
 
 
 # --- storing --------------------------------------------------------------------------------------------------

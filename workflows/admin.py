@@ -311,7 +311,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             else:
                 try:
                     with transaction.atomic():
-                        run = run_create(workflow=workflow, trigger={"body": body, "kind": "manual"},
+                        run = run_create(workflow=workflow, trigger={"body": body, "kind": TriggerKind.MANUAL.value},
                                          trigger_kind=TriggerKind.MANUAL)
                 except RunError as exc:
                     error = str(exc)

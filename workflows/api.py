@@ -137,6 +137,6 @@ class WorkflowViewSet(viewsets.ModelViewSet):
         except LimitExceeded as exc:
             return errors_response([{"path": exc.path, "message": exc.message}])
         with transaction.atomic():
-            run = run_create(workflow=workflow, trigger={"body": body, "kind": "manual"},
+            run = run_create(workflow=workflow, trigger={"body": body, "kind": TriggerKind.MANUAL.value},
                              trigger_kind=TriggerKind.MANUAL)
         return Response({"run_id": run.id}, status=status.HTTP_202_ACCEPTED)

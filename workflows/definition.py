@@ -65,7 +65,7 @@ class TaskSpec:
     retry_delay: float = 1.0
     timeout: float = 300.0
     when: str | None = None
-    trigger_rule: str = "all_success"
+    trigger_rule: str = TriggerRule.ALL_SUCCESS.value
     queue: str = "default"
     name: str | None = None
     for_each: str | None = None  # a template yielding the list whose items the task runs once each (SPEC §9)
@@ -409,10 +409,10 @@ def _task(task_id: str, raw: dict, path: str, check: _Checker) -> TaskSpec:
     if task_id in depends_on:
         check.add(f"{path}.depends_on", f"dependency cycle: {task_id} -> {task_id}")
         depends_on = [d for d in depends_on if d != task_id]
-    rule = raw.get("trigger_rule", "all_success")
+    rule = raw.get("trigger_rule", TriggerRule.ALL_SUCCESS.value)
     if rule not in TRIGGER_RULES:
         check.add(f"{path}.trigger_rule", f"{rule!r} is not one of " + ", ".join(TRIGGER_RULES))
-        rule = "all_success"
+        rule = TriggerRule.ALL_SUCCESS.value
     when = raw.get("when")
     if when is not None:
         if not isinstance(when, (str, bool)):

@@ -18,7 +18,7 @@ from connectors.registry import default_registry
 from connectors.secrets import secret_value
 from runs.executor import AttemptResult, RecordingSecrets
 from runs.local import LocalRunner, needs_server_message, server_only_tasks
-from runs.states import RunStatus, TaskStatus
+from runs.states import RunStatus, TaskStatus, TriggerKind
 from workflows.definition import InvalidDefinition, compile_definition
 from workflows.graph import format_plan
 
@@ -102,7 +102,7 @@ class Command(BaseCommand):
             registry=registry,
             config=action_config(allow_shell=True),
             reporter=ConsoleReporter(self.stdout),
-            trigger={"body": body, "kind": "cli"},
+            trigger={"body": body, "kind": TriggerKind.CLI.value},
             secrets=RecordingSecrets(lookup),
             max_items=settings.AUTOMATION_MAX_ITEMS,
         )
