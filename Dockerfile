@@ -22,4 +22,4 @@ RUN DJANGO_SETTINGS_MODULE=automation.settings python manage.py collectstatic --
 
 USER flowforge
 EXPOSE 8000
-CMD ["gunicorn", "automation.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "automation.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "60", "--access-logfile", "-"]

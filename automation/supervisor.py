@@ -35,7 +35,9 @@ def stack_commands(*, python: str = sys.executable) -> dict[str, list[str]]:
         "beat": [python, "-m", "celery", "-A", "automation", "beat", "-l", "info", "--pidfile=",
                  "-s", os.path.join(var_dir, "celerybeat-schedule")],
         "web": [python, "-m", "gunicorn", "automation.wsgi:application", "--bind", bind,
-                "--workers", str(env_int("WEB_WORKERS", 2)), "--graceful-timeout", "5", "--access-logfile", "-"],
+                "--workers", str(env_int("WEB_WORKERS", 2)), "--graceful-timeout", "5", "--access-logfile", "-",
+                # A synchronous webhook (respond: on_finish) holds its worker up to 30 s: more than gunicorn's 30 s.
+                "--timeout", "60"],
     }
 
 
