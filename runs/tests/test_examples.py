@@ -2,6 +2,7 @@
 by the real parser, and the control-flow examples do what their comments say on real workers."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,40 @@ def test_the_failing_import_example_writes_one_alert_file_through_its_alert_work
     assert f"Import that fails run {run.id} failed" in text and "- read_export:" in text
     assert WorkflowRun.objects.filter(workflow__name="Alert on failure").count() == 1
     assert TaskRun.objects.get(run=alert, task_id="alert").status == "succeeded"
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_the_invoice_example_waits_for_the_approval_in_its_email_then_files_every_invoice(client, start_worker):
+    owner = get_user_model().objects.create_user("finance", password="pw")
+    workflow = workflow_save(source=(EXAMPLES / "for-each-approval.yaml").read_text(), owner=owner)
+    # The e-mail is not sent anywhere; the test reads its body as the task run recorded it (rendered inputs).
+    start_worker("w1", concurrency=2, EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend")
+    invoices = [{"id": "A-1", "amount": 120}, {"id": "A-2", "amount": 75}, {"id": "A-3", "amount": 5}]
+    accepted = client.post(f"/hooks/{workflow.webhook_token}", {"invoices": invoices}, content_type="application/json")
+    assert accepted.status_code == 202
+    run_id = accepted.json()["run_id"]
+
+    def approval_waiting():
+        tasks = list(TaskRun.objects.filter(run_id=run_id).values_list("task_id", "status", "error"))
+        assert not any(status == "failed" for _, status, _ in tasks), tasks
+        return TaskRun.objects.filter(run_id=run_id, task_id="approve", status="waiting").first()
+
+    approve = wait_for(approval_waiting, message="the approval to wait")
+    ask = TaskRun.objects.get(run_id=run_id, task_id="ask", item_index=None)
+    mail = ask.inputs["subject"] + "\n" + ask.inputs["body"]
+    assert "3 invoices, 200 in total" in mail
+    resume_url = next(word for word in mail.split() if "/resume/" in word)
+    assert not Path(settings.AUTOMATION_FILES_ROOT, "invoices", str(run_id)).exists()
+
+    answered = client.post("/" + resume_url.split("://", 1)[1].split("/", 1)[1],
+                           {"approved": True, "comment": "ok"}, content_type="application/json")
+    assert answered.status_code == 200, answered.content
+    run = wait_for_run(run_id)
+    assert run.status == "succeeded", list(TaskRun.objects.filter(run_id=run_id).values("task_id", "status", "error"))
+    filed = sorted(Path(settings.AUTOMATION_FILES_ROOT, "invoices", str(run_id)).iterdir())
+    assert [p.name for p in filed] == ["0-A-1.json", "1-A-2.json", "2-A-3.json"]
+    assert json.loads(filed[1].read_text())["invoice"] == invoices[1]
+    assert TaskRun.objects.get(run_id=run_id, task_id="done", item_index=None).output["value"] == "3 invoices filed"
+    approve.refresh_from_db()
+    assert approve.status == "succeeded" and approve.output["approved"] is True and approve.output["comment"] == "ok"
