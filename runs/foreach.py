@@ -3,6 +3,7 @@ every item is final. No Django import.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,13 @@ def outcome(items: Sequence[tuple[TaskStatus | str, Any, str]]) -> Outcome:
     if any(status == TaskStatus.CANCELLED for status, _, _ in items):
         return Outcome(TaskStatus.CANCELLED, output, "an item was cancelled")
     return Outcome(TaskStatus.SUCCEEDED, output)
+
+
+def reads_steps(task: TaskSpec) -> bool:
+    """Whether the task's templates may read other tasks' results (`steps` or its alias `tasks`): when not, an
+    item runs without loading them. A mention anywhere in the text counts, so a doubt loads them."""
+    text = json.dumps([task.when, task.inputs], default=str)
+    return "steps" in text or "tasks" in text
 
 
 def too_large() -> Outcome:

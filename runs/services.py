@@ -288,7 +288,7 @@ def _execute_claimed(task_run: TaskRun, *, keep_local_queue: str | None) -> Task
     expanding = task.for_each is not None and task_run.item_index is None
     context = template_context(
         trigger=run.trigger,
-        task_results=_upstream_results(run.id) if expanding or _uses_templates(task) else {},
+        task_results=_upstream_results(run.id) if expanding or _item_reads_steps(task_run, task) else {},
         run={"id": run.id, "workflow": run.workflow.name,
              "started_at": run.started_at.isoformat() if run.started_at else None,
              "resume_urls": _resume_urls(run.id, spec)},
@@ -857,12 +857,33 @@ def _hint_upcoming(now) -> int:
 _IN_FLIGHT = (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.WAITING)
 
 
+# The parent's rendered list never changes once its items exist, so a worker reads it once per for_each task and
+# keeps it for that task's following items (the mini scheduler runs them here one after another).
+_ITEM_LISTS: dict[tuple[int, str], list] = {}
+_ITEM_LISTS_KEPT = 4
+
+
+def _item_reads_steps(task_run: TaskRun, task: TaskSpec) -> bool:
+    """Whether the task run's templates need the upstream results; an item's only if they name `steps`/`tasks`."""
+    if not _uses_templates(task):
+        return False
+    return task_run.item_index is None or foreach.reads_steps(task)
+
+
 def _item_context(task_run: TaskRun) -> dict:
-    """`item` and `index` for an item's templates: its value is read from the parent row's rendered list."""
+    """`item` and `index` for an item's templates: its value comes from the parent row's rendered list."""
     if task_run.item_index is None:
         return {}
-    value = (TaskRun.objects.filter(run_id=task_run.run_id, task_id=task_run.task_id, item_index__isnull=True)
-             .values_list(f"inputs__for_each__{task_run.item_index}", flat=True).first())
+    key = (task_run.run_id, task_run.task_id)
+    values = _ITEM_LISTS.get(key)
+    if values is None:
+        inputs = (TaskRun.objects.filter(run_id=task_run.run_id, task_id=task_run.task_id, item_index__isnull=True)
+                  .values_list("inputs", flat=True).first()) or {}
+        values = inputs.get("for_each") or []
+        while len(_ITEM_LISTS) >= _ITEM_LISTS_KEPT:
+            _ITEM_LISTS.pop(next(iter(_ITEM_LISTS)))
+        _ITEM_LISTS[key] = values
+    value = values[task_run.item_index] if task_run.item_index < len(values) else None
     return {"item": value, "index": task_run.item_index}
 
 
@@ -871,7 +892,7 @@ def _after_final(run: WorkflowRun, spec: WorkflowSpec, task_run: TaskRun,
     """With the run row locked, once `task_run` is final: an item moves its for_each task on; any other task
     run advances the run."""
     if task_run.item_index is not None:
-        return _for_each_item_done(run, spec, task_run.task_id, keep_local_queue=keep_local_queue)
+        return _for_each_item_done(run, spec, task_run.task_id, task_run.item_index, keep_local_queue=keep_local_queue)
     return _advance_run(run, spec, keep_local_queue=keep_local_queue)
 
 
@@ -930,14 +951,21 @@ def _for_each_queue_items(run: WorkflowRun, task: TaskSpec, *, keep_local_queue:
                    logs="", attempts=[], status=TaskStatus.RUNNING, started_at=now, worker=worker_name())
 
 
-def _for_each_item_done(run: WorkflowRun, spec: WorkflowSpec, task_id: str, *,
+def _for_each_item_done(run: WorkflowRun, spec: WorkflowSpec, task_id: str, done_index: int, *,
                         keep_local_queue: str | None) -> TaskRun | None:
-    """With the run row locked, after an item became final: queue the next item, or finish the parent row once
-    every item is final and advance the run."""
+    """With the run row locked, after item `done_index` became final: start the next pending item in its place,
+    or finish the parent row once every item is final and advance the run.
+
+    Items start in index order and only here or at the expansion, so the pending ones are a tail of indexes above
+    `done_index`; one final item frees exactly one of the `max_parallel` places. Finding the next item is one
+    indexed UPDATE whatever the number of items; all items are read once, when the last one is final."""
     task = spec.tasks[task_id]
+    started, kept = _for_each_start_next(run, task, done_index, keep_local_queue=keep_local_queue)
+    if started:
+        return kept
     items = TaskRun.objects.filter(run_id=run.id, task_id=task_id, item_index__isnull=False)
     if items.exclude(status__in=[str(s) for s in FINAL_TASK]).exists():
-        return _for_each_queue_items(run, task, keep_local_queue=keep_local_queue)
+        return None
     if (items.aggregate(size=Sum(Length(Cast("output", TextField()))))["size"] or 0) > MAX_OUTPUT_BYTES:
         result = foreach.too_large()
     else:
@@ -948,4 +976,36 @@ def _for_each_item_done(run: WorkflowRun, spec: WorkflowSpec, task_id: str, *,
     if not parent.update(status=str(result.status), output=result.output, error=result.error, failure=failure,
                          finished_at=timezone.now()):
         return None
+    _ITEM_LISTS.pop((run.id, task_id), None)
     return _advance_run(run, spec, keep_local_queue=keep_local_queue)
+
+
+def _for_each_start_next(run: WorkflowRun, task: TaskSpec, after_index: int, *,
+                         keep_local_queue: str | None) -> tuple[bool, TaskRun | None]:
+    """With the run row locked: the lowest pending item above `after_index` becomes running here (its queue is
+    `keep_local_queue`) or queued for the broker, in one UPDATE. (started?, the item claimed here)."""
+    now = timezone.now()
+    table = TaskRun._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET status = CASE WHEN queue = %s THEN %s ELSE %s END, queued_at = %s,"
+            f" attempt = CASE WHEN queue = %s THEN 1 ELSE attempt END,"
+            f" started_at = CASE WHEN queue = %s THEN %s ELSE started_at END,"
+            f" heartbeat_at = CASE WHEN queue = %s THEN %s ELSE heartbeat_at END,"
+            f" worker = CASE WHEN queue = %s THEN %s ELSE worker END"
+            f" WHERE id = (SELECT id FROM {table} WHERE run_id = %s AND task_id = %s AND item_index > %s"
+            f" AND status = %s ORDER BY item_index LIMIT 1) AND status = %s"
+            f" RETURNING id, item_index, queue, status",
+            [keep_local_queue, TaskStatus.RUNNING.value, TaskStatus.QUEUED.value, now,
+             keep_local_queue, keep_local_queue, now, keep_local_queue, now, keep_local_queue, worker_name(),
+             run.id, task.id, after_index, TaskStatus.PENDING.value, TaskStatus.PENDING.value])
+        row = cursor.fetchone()
+    if row is None:
+        return False, None
+    task_run_id, item_index, queue, status = row
+    if status != TaskStatus.RUNNING:
+        transaction.on_commit(lambda: enqueue_task_run(task_run_id, queue))
+        return True, None
+    return True, TaskRun(id=task_run_id, run_id=run.id, task_id=task.id, item_index=item_index, attempt=1,
+                         queue=queue, logs="", attempts=[], status=TaskStatus.RUNNING, started_at=now,
+                         worker=worker_name())

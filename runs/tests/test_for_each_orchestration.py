@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from runs import services
 from runs.models import TaskRun, WorkflowRun
@@ -139,3 +141,30 @@ def test_cancelling_a_run_cancels_the_waiting_parent_and_its_pending_items(alice
     broker_double.deliver_all()
     assert parent(run).status == "cancelled"
     assert {i.status for i in items(run)} == {"cancelled"}
+
+
+def queries_of_one_item(broker_double, owner, count: int) -> list[str]:  # noqa: F811
+    """The SQL of delivering the third item of a `count`-item for_each: claim, execute, finish, start the next."""
+    workflow = workflow_save(owner=owner, source=f"name: each of {count}\ntasks:\n  each: {{action: transform.jinja,"
+                             f" for_each: '{{{{ range({count}) | list }}}}', max_parallel: 2,"
+                             " inputs: {value: '{{ item }}'}}\n")
+    broker_double.messages.clear()  # an earlier run's items are not part of this measure
+    run = broker_double.step(services.run_create, workflow=workflow)
+    broker_double.deliver(broker_double.take("start_run")[0])
+    broker_double.deliver(replace(broker_double.take()[0], queue=None))  # the parent: every item through the broker
+    for _ in range(2):
+        broker_double.deliver(replace(broker_double.messages.pop(0), queue=None))
+    with CaptureQueriesContext(connection) as captured:
+        broker_double.deliver(replace(broker_double.messages.pop(0), queue=None))
+    assert [i.status for i in items(run)][:4] == ["succeeded"] * 3 + ["queued"], (parent(run).status, parent(run).error)
+    return [query["sql"] for query in captured.captured_queries if "SAVEPOINT" not in query["sql"]]
+
+
+def test_finishing_an_item_costs_the_same_queries_for_ten_items_as_for_a_thousand(alice, broker_double):  # noqa: F811
+    few = queries_of_one_item(broker_double, alice, 10)
+    many = queries_of_one_item(broker_double, alice, 1000)
+    assert len(many) == len(few), "\n".join(many)
+    # claim (update, read), the run lock, the item's guarded update, the next item's start (one UPDATE): no read
+    # of the item list or of the other tasks' results for an item whose templates do not name them
+    assert len(many) <= 5, "\n".join(many)
+    assert not any('"inputs"' in sql and "SELECT" in sql.split("FROM")[0] for sql in many[1:])
