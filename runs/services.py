@@ -859,7 +859,7 @@ _IN_FLIGHT = (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.WAITING)
 
 # The parent's rendered list never changes once its items exist, so a worker reads it once per for_each task and
 # keeps it for that task's following items (the mini scheduler runs them here one after another).
-_ITEM_LISTS: dict[tuple[int, str], list] = {}
+_ITEM_LISTS: dict[tuple, list] = {}
 _ITEM_LISTS_KEPT = 4
 
 
@@ -874,7 +874,7 @@ def _item_context(task_run: TaskRun) -> dict:
     """`item` and `index` for an item's templates: its value comes from the parent row's rendered list."""
     if task_run.item_index is None:
         return {}
-    key = (task_run.run_id, task_run.task_id)
+    key = (task_run.run_id, task_run.task_id, task_run.run.started_at)  # a test database may reuse ids
     values = _ITEM_LISTS.get(key)
     if values is None:
         inputs = (TaskRun.objects.filter(run_id=task_run.run_id, task_id=task_run.task_id, item_index__isnull=True)
@@ -976,7 +976,6 @@ def _for_each_item_done(run: WorkflowRun, spec: WorkflowSpec, task_id: str, done
     if not parent.update(status=str(result.status), output=result.output, error=result.error, failure=failure,
                          finished_at=timezone.now()):
         return None
-    _ITEM_LISTS.pop((run.id, task_id), None)
     return _advance_run(run, spec, keep_local_queue=keep_local_queue)
 
 

@@ -168,3 +168,29 @@ def test_finishing_an_item_costs_the_same_queries_for_ten_items_as_for_a_thousan
     # of the item list or of the other tasks' results for an item whose templates do not name them
     assert len(many) <= 5, "\n".join(many)
     assert not any('"inputs"' in sql and "SELECT" in sql.split("FROM")[0] for sql in many[1:])
+
+
+def test_an_item_whose_worker_died_is_run_again_by_the_sweep_and_the_items_still_finish_in_order(
+        alice, broker_double, settings):  # noqa: F811
+    run = start(broker_double, alice, "  each: {action: test.outcome, for_each: '{{ [5, 6, 7, 8] }}', max_parallel: 2,"
+                                      " inputs: {key: 'z{{ index }}', value: '{{ item }}'}}\n")
+    broker_double.deliver(replace(broker_double.take()[0], queue=None))
+    lost = broker_double.messages.pop(0)  # item 0: claimed by a worker that is then SIGKILLed
+    assert services._claim(lost.args[0]).item_index == 0
+    broker_double.deliver_all()  # the other items go on meanwhile, never more than 2 in flight
+    assert [i.status for i in items(run)] == ["running", "succeeded", "succeeded", "succeeded"]
+    broker_double.advance_clock(settings.AUTOMATION_TASK_LEASE_SECONDS + 1)
+    assert broker_double.step(services.sweep)["zombies"] == 1
+    broker_double.deliver_all()
+    assert WorkflowRun.objects.get(id=run.id).status == "succeeded"
+    assert [o["value"] for o in parent(run).output] == [5, 6, 7, 8]
+    assert items(run)[0].attempt == 2 and [a["status"] for a in items(run)[0].attempts] == ["lost", "succeeded"]
+
+
+def test_an_item_that_names_an_earlier_task_reads_its_output(alice, broker_double):  # noqa: F811
+    run = start(broker_double, alice,
+                "  base: {action: transform.jinja, inputs: {value: 100}}\n"
+                "  each: {action: transform.jinja, depends_on: [base], for_each: '{{ [1, 2] }}',"
+                " inputs: {value: '{{ steps.base.output.value + item }}'}}\n")
+    broker_double.deliver_all()
+    assert [o["value"] for o in parent(run).output] == [101, 102]
