@@ -140,7 +140,7 @@ def warm_up() -> None:
 def bench_for_each(items: int, max_parallel: int) -> dict:
     from runs.models import TaskRun, WorkflowRun
 
-    workflow = save({"name": "bench for_each", "tasks": {
+    workflow = save({"name": f"bench for_each {time.time_ns()}", "tasks": {  # one workflow per repeat
         "list": {"action": "transform.jinja", "inputs": {"value": f"{{{{ range({items}) | list }}}}"}},
         "each": {**NOOP, "depends_on": ["list"], "for_each": "{{ steps.list.output.value }}",
                  "max_parallel": max_parallel, "inputs": {"value": "{{ item }}"}},
