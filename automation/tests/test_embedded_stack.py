@@ -81,9 +81,13 @@ def test_the_supervisor_stops_every_child_and_grandchild_on_int_term_and_hup_eve
     supervisor = subprocess.Popen([sys.executable, "-c", FAKE_STACK], cwd=ROOT, start_new_session=True,
                                   preexec_fn=ignoring_sigint, stdout=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: len(session_processes(supervisor.pid)) >= 5, timeout=10, message="the fake stack")
-        groups = set(session_processes(supervisor.pid).values())
-        assert len(groups) == 4  # the supervisor's own, and one per child
+        def stack_up() -> bool:
+            # Six processes (the supervisor, sh and its two sleeps, the worker, beat) in four groups: the
+            # supervisor's own and one per child. A child just forked is still in the supervisor's group.
+            processes = session_processes(supervisor.pid)
+            return len(processes) >= 6 and len(set(processes.values())) == 4
+
+        wait_for(stack_up, timeout=10, message="the fake stack in its four process groups")
         started = time.monotonic()
         os.kill(supervisor.pid, signum)
         assert supervisor.wait(timeout=STOP_WITHIN_SECONDS) == 128 + signum
