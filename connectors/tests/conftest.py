@@ -14,6 +14,7 @@ import pytest
 import urllib3.util.connection
 
 from connectors.base import ActionConfig, ActionContext
+from runs import services as runs
 
 LOCAL_HOSTS = {"127.0.0.1", "::1"}
 
@@ -195,3 +196,20 @@ def make_context(tmp_path, log_lines):
         return ActionContext(run_id=1, task_id="t", config=ActionConfig(**config), log=log_lines.append)
 
     return make
+
+
+@pytest.fixture
+def deliver(monkeypatch):
+    """Play the broker in-process: `deliver()` runs every queued start and task message through runs.services."""
+    queued: list[tuple] = []
+    monkeypatch.setattr(runs, "_send", lambda name, args, **options: queued.append((name, args)))
+
+    def drain() -> None:
+        while queued:
+            name, args = queued.pop(0)
+            if name == "start_run":
+                runs.run_start(run_id=args[0])
+            elif name == "execute_task":
+                runs.task_execute(task_run_id=args[0])
+
+    return drain

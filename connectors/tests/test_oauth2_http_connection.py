@@ -44,23 +44,6 @@ def alice(django_user_model):
     return django_user_model.objects.create_user("alice", password="pw")
 
 
-@pytest.fixture
-def deliver(monkeypatch):
-    """Play the broker in-process: `deliver()` runs every queued start and task message through runs.services."""
-    queued: list[tuple] = []
-    monkeypatch.setattr(runs, "_send", lambda name, args, **options: queued.append((name, args)))
-
-    def drain() -> None:
-        while queued:
-            name, args = queued.pop(0)
-            if name == "start_run":
-                runs.run_start(run_id=args[0])
-            elif name == "execute_task":
-                runs.task_execute(task_run_id=args[0])
-
-    return drain
-
-
 def test_a_connected_account_authorises_http_request_on_a_worker_and_an_expired_token_is_refreshed_once(
         live_server, fake_oauth2, fake_provider, alice, start_worker):
     browser = browser_for(live_server, alice)

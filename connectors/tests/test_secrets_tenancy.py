@@ -66,23 +66,6 @@ def _stored_text(run_id: int) -> list[str]:
         return [*rows, cursor.fetchone()[0]]
 
 
-@pytest.fixture
-def deliver(monkeypatch):
-    """Play the broker in-process: `deliver()` runs every queued start and task message through runs.services."""
-    queued: list[tuple] = []
-    monkeypatch.setattr(runs, "_send", lambda name, args, **options: queued.append((name, args)))
-
-    def drain() -> None:
-        while queued:
-            name, args = queued.pop(0)
-            if name == "start_run":
-                runs.run_start(run_id=args[0])
-            elif name == "execute_task":
-                runs.task_execute(task_run_id=args[0])
-
-    return drain
-
-
 # --- workflows read their owner's vault only ----------------------------------------------------------------
 
 
