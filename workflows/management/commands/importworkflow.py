@@ -25,6 +25,9 @@ class Command(BaseCommand):
         except OwnerNotFound as exc:
             self.stderr.write(f"[ERROR] {exc}")
             sys.exit(2)
+        if owner is None:
+            self.stderr.write("[WARN] there is no user yet: the workflows are imported without an owner (only "
+                              "superusers see them, and they read no secrets); pass --owner USERNAME to choose one")
         failed = 0
         for name in options["files"]:
             path = Path(name)
@@ -40,7 +43,7 @@ class Command(BaseCommand):
                     self.stderr.write(f"[INVALID] {path}: {problem}")
                 failed += 1
                 continue
-            self.stdout.write(f"[IMPORTED] {path}: '{workflow.name}' of {owner.get_username()} "
-                              f"at version {workflow.version}")
+            whose = owner.get_username() if owner else "no owner"
+            self.stdout.write(f"[IMPORTED] {path}: '{workflow.name}' of {whose} at version {workflow.version}")
         if failed:
             sys.exit(1)
