@@ -4,9 +4,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import shutil
+
 import pytest
 import redis
 from django.conf import settings
+
+from automation.testing import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +65,20 @@ def screenshots_dir(tmp_path_factory) -> Path:
     folder = Path(__file__).resolve().parent / chosen if chosen else tmp_path_factory.mktemp("screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (bin/test does it)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an asyncio loop running in this thread, which trips Django's async-safety
+    # guard; the ORM calls the test makes between browser steps are plain synchronous calls all the same.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -14,6 +14,9 @@ from typing import Callable, TypeVar
 from django.conf import settings
 
 T = TypeVar("T")
+# Browser tests: Debian's chromium through PyPI's playwright (never `playwright install`).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WORKER_APPLICATION_NAME = "flowforge-test-worker"
 ROOT = Path(__file__).resolve().parent.parent
 

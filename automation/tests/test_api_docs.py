@@ -18,9 +18,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from automation.supervisor import stack_commands
-from automation.testing import ROOT, free_port, stop_process_group, wait_for
+from automation.testing import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, stop_process_group, wait_for
 
-CHROMIUM = "/usr/bin/chromium"
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 DOC_PAGES = ["/api/docs/", "/api/redoc/"]
 
@@ -118,7 +117,7 @@ def test_swagger_ui_and_redoc_list_the_operations_with_only_127_0_0_1_reachable(
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.set_default_timeout(20_000)

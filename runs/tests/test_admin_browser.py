@@ -10,11 +10,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from automation.testing import CHROMIUM
 from runs.models import TaskRun, WorkflowRun
 from runs.tests.operator_fixtures import PIPELINE
 from workflows.services import workflow_save
 
-CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = [
     pytest.mark.browser,
@@ -24,18 +24,11 @@ pytestmark = [
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(10_000)
-        yield page
-        browser.close()
+def browser_page(browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(10_000)
+    yield page
+    page.close()
 
 
 def play_worker(run: WorkflowRun, statuses: dict[str, str], run_status: str) -> None:

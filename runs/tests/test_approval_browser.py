@@ -7,12 +7,12 @@ import os
 import pytest
 from django.contrib.auth.models import User
 
-from automation.testing import wait_for, wait_for_run
+from automation.testing import CHROMIUM, wait_for, wait_for_run
 from runs import services
 from runs.models import TaskRun
+from runs.tests.test_admin_browser import browser_page  # noqa: F401
 from workflows.services import workflow_save
 
-CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,21 +27,6 @@ tasks:
   approve: {action: flow.approval, inputs: {message: "Ship version 2?"}}
   ship: {action: transform.jinja, depends_on: [approve], inputs: {value: "shipped ({{ steps.approve.output.by }})"}}
 """
-
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(10_000)
-        yield page
-        browser.close()
 
 
 def test_an_operator_approves_a_waiting_task_on_the_run_page_and_the_run_carries_on(
