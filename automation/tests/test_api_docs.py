@@ -7,13 +7,11 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 import yaml
-from django.core.management import call_command
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 

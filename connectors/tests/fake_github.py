@@ -14,10 +14,12 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+
+from connectors.tests.fake_http import QuietServer, serving
 
 CLIENT_ID = "ff-test-client"
 CLIENT_SECRET = "ff-test-secret"
@@ -98,7 +100,7 @@ class FakeGitHub:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: QuietServer
 
     def log_message(self, *args):
         pass
@@ -248,32 +250,18 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass
-
-
 @pytest.fixture
 def fake_github(settings):
     """A running fake GitHub; Django settings point GITHUB_OAUTH_URL/GITHUB_API_URL and the client at it."""
     gh = FakeGitHub()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.gh = gh
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    gh.url = f"http://127.0.0.1:{server.server_address[1]}"
-    settings.GITHUB_OAUTH_URL = gh.url
-    settings.GITHUB_API_URL = gh.url
-    settings.GITHUB_CLIENT_ID = CLIENT_ID
-    settings.GITHUB_CLIENT_SECRET = CLIENT_SECRET
-    # Every GitHub call goes through connectors.net's guard; the fake lives on the loopback.
-    settings.AUTOMATION_HTTP_ALLOWED_NETWORKS = (ipaddress.ip_network("127.0.0.1/32"),)
-    yield gh
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(_Handler, gh=gh) as gh.url:
+        settings.GITHUB_OAUTH_URL = gh.url
+        settings.GITHUB_API_URL = gh.url
+        settings.GITHUB_CLIENT_ID = CLIENT_ID
+        settings.GITHUB_CLIENT_SECRET = CLIENT_SECRET
+        # Every GitHub call goes through connectors.net's guard; the fake lives on the loopback.
+        settings.AUTOMATION_HTTP_ALLOWED_NETWORKS = (ipaddress.ip_network("127.0.0.1/32"),)
+        yield gh
 
 
 @pytest.fixture

@@ -15,14 +15,16 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
+
 from connectors.models import Provider
 from connectors.oauth2.client import Identity
 from connectors.oauth2.tokens import connected_account_store
+from connectors.tests.fake_http import QuietServer, serving
 
 CLIENT_ID = "fake-client"
 CLIENT_SECRET = "fake-secret-" + "s" * 20
@@ -89,7 +91,7 @@ def s256(verifier: str) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: QuietServer
 
     def log_message(self, *args):
         pass
@@ -183,27 +185,13 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass
-
-
 @pytest.fixture
 def fake_oauth2(settings):
     """A running fake provider; outbound calls to 127.0.0.1 are allowed through connectors.net's guard."""
     fake = FakeOAuth2()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.fake = fake
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    settings.AUTOMATION_HTTP_ALLOWED_NETWORKS = LOOPBACK
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(_Handler, fake=fake) as fake.url:
+        settings.AUTOMATION_HTTP_ALLOWED_NETWORKS = LOOPBACK
+        yield fake
 
 
 @pytest.fixture

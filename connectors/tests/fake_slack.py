@@ -11,14 +11,16 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
 import pytest
 
+
 from connectors.models import Provider
 from connectors.oauth2.client import Identity
 from connectors.oauth2.tokens import connected_account_store
+from connectors.tests.fake_http import serving
 
 CLIENT_ID = "slack-client"
 CLIENT_SECRET = "slack-secret-" + "z" * 16
@@ -107,32 +109,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(fake.issue())
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass
-
-
 @pytest.fixture
 def fake_slack(settings, db):
     """A running fake Slack, SLACK_API_URL pointing at it, and a `slack` provider whose token URL is its own."""
     fake = FakeSlack()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.fake = fake
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    settings.SLACK_API_URL = fake.api_url
-    settings.AUTOMATION_HTTP_ALLOWED_NETWORKS = LOOPBACK  # the token refresh reads the settings
-    Provider.objects.create(
-        name="slack", title="Slack", authorize_url=f"{fake.url}/oauth/v2/authorize",
-        token_url=f"{fake.api_url}/oauth.v2.access", userinfo_url=f"{fake.api_url}/users.identity",
-        scopes=["chat:write"], client_id=CLIENT_ID, client_secret=CLIENT_SECRET, pkce=False)
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(_Handler, fake=fake) as fake.url:
+        settings.SLACK_API_URL = fake.api_url
+        settings.AUTOMATION_HTTP_ALLOWED_NETWORKS = LOOPBACK  # the token refresh reads the settings
+        Provider.objects.create(
+            name="slack", title="Slack", authorize_url=f"{fake.url}/oauth/v2/authorize",
+            token_url=f"{fake.api_url}/oauth.v2.access", userinfo_url=f"{fake.api_url}/users.identity",
+            scopes=["chat:write"], client_id=CLIENT_ID, client_secret=CLIENT_SECRET, pkce=False)
+        yield fake
 
 
 def connect_slack(fake: FakeSlack, user, login: str = "ada", external_id: str = "U0ADA"):
