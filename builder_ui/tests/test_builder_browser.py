@@ -275,6 +275,7 @@ def test_template_completion_offers_upstream_outputs_and_secrets_in_fields_of_an
     value.press_sequentially(" ")
     page.locator(".ff-template:has([data-testid=field-value]) .ff-template-insert").click()
     value.press_sequentially("sec")
+    expect(value).to_have_value(re.compile(r"\{\{ sec"))  # every key typed before the suggestion is taken
     page.get_by_test_id("suggestion-secrets.API_KEY").click()
     expect(value).to_have_value("{{ steps.fetch.output }} {{ secrets.API_KEY }}")
 
