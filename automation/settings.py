@@ -173,12 +173,20 @@ AUTOMATION_HTTP_ALLOW_PRIVATE = env_bool("AUTOMATION_HTTP_ALLOW_PRIVATE", False)
 # Networks outbound requests may reach despite the private-address guard, e.g. "10.1.2.0/24,fd00:1::/64": one
 # internal service without opening the rest (169.254.169.254 stays refused unless listed).
 AUTOMATION_HTTP_ALLOWED_NETWORKS = env_networks("AUTOMATION_HTTP_ALLOWED_NETWORKS")
-# A running task run whose heartbeat is older than this is presumed lost with its worker.
+# Worker liveness (runs/workers.py): each worker process beats its row this often; a worker whose row is older
+# than AUTOMATION_WORKER_DEAD_SECONDS (or whose pid is gone, seen from the same machine) is dead and its running
+# task runs are recovered at once. A task run of a worker with no row (an older worker) is presumed lost when its
+# own heartbeat is older than the lease.
+AUTOMATION_WORKER_BEAT_SECONDS = env_float("AUTOMATION_WORKER_BEAT_SECONDS", 1.0)
+AUTOMATION_WORKER_DEAD_SECONDS = env_float("AUTOMATION_WORKER_DEAD_SECONDS", 5.0)
 AUTOMATION_TASK_LEASE_SECONDS = env_float("AUTOMATION_TASK_LEASE_SECONDS", 30.0)
 AUTOMATION_HEARTBEAT_SECONDS = env_float("AUTOMATION_HEARTBEAT_SECONDS", 5.0)
-# A queued task run whose message has not been picked up after this long is enqueued again.
+# On Redis, a queued task run whose message is neither in its queue nor held by a worker this long after it was
+# sent is sent again (runs/recovery.py); otherwise, or with a long queue, after AUTOMATION_REQUEUE_AFTER_SECONDS.
+AUTOMATION_LOST_MESSAGE_SECONDS = env_float("AUTOMATION_LOST_MESSAGE_SECONDS", 5.0)
 AUTOMATION_REQUEUE_AFTER_SECONDS = env_float("AUTOMATION_REQUEUE_AFTER_SECONDS", 60.0)
-AUTOMATION_SWEEP_SECONDS = env_float("AUTOMATION_SWEEP_SECONDS", 10.0)
+# How often each worker runs the recovery sweep (one at a time across workers); every query in it is indexed.
+AUTOMATION_SWEEP_SECONDS = env_float("AUTOMATION_SWEEP_SECONDS", 2.0)
 # Attempts lost with their worker are retried beyond `retries`, up to this many, so redelivery cannot loop.
 AUTOMATION_MAX_LOST_ATTEMPTS = env_int("AUTOMATION_MAX_LOST_ATTEMPTS", 3)
 AUTOMATION_LOG_LIMIT = env_int("AUTOMATION_LOG_LIMIT", 256 * 1024)

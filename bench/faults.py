@@ -1,7 +1,7 @@
 """Fault trials against real PostgreSQL + Redis with two Celery workers; prints what was accepted, finished,
 lost and which side effects happened more than once.
 
-    .venv/bin/python bench/faults.py [--trials 20] [--runs 4] [--scenarios sigkill,flush,pgdrop]
+    .venv/bin/python bench/faults.py [--trials 20] [--runs 4] [--scenarios sigkill,flush,pgdrop] [--test-settings]
 
 Uses a throw-away database `flowforge_faults` (dropped and migrated here) and Redis db 8. Each run is a chain
 of three http.request tasks that POST {run, task} to a local server on 127.0.0.1, which counts them: a count
@@ -10,6 +10,9 @@ at-least-once window (the effect happened, the worker died or lost its database 
 The server also groups the calls by their Idempotency-Key header (SPEC §10): a receiver that honours the key
 applies each key once, so "applied twice by key" (a logical call under a second key, or under none) is the
 number that must stay 0.
+Workers run with the shipped recovery settings (lease, sweep, re-send delays of automation/settings.py), so
+"recovery s" (from the fault to the trial's last run finishing, median and max per scenario) is what an
+installation sees; `--test-settings` uses the test suite's short ones instead (automation.testing).
 Everything started here is killed in `finally`.
 """
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import sys
 import threading
 import time
@@ -29,6 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 FINAL = {"succeeded", "failed", "cancelled"}
+# The test suite's short recovery timings (automation.testing.worker_environment); dropped unless --test-settings.
+TEST_TIMINGS = ("AUTOMATION_TASK_LEASE_SECONDS", "AUTOMATION_HEARTBEAT_SECONDS", "AUTOMATION_SWEEP_SECONDS",
+                "AUTOMATION_REQUEUE_AFTER_SECONDS")
 
 
 class EffectServer:
@@ -98,6 +105,8 @@ def main() -> int:
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--trial-timeout", type=float, default=90.0)
     parser.add_argument("--max-minutes", type=float, default=30.0, help="stop starting trials after this")
+    parser.add_argument("--test-settings", action="store_true",
+                        help="workers use the test suite's short lease/sweep/re-send timings, not the defaults")
     args = parser.parse_args()
     if "127.0.0.1" not in args.postgres or "127.0.0.1" not in args.broker:
         parser.error("this bench only talks to services on 127.0.0.1")
@@ -130,6 +139,10 @@ class Bench:
 
         self.worker_seq += 1
         env = worker_environment(LOG_LEVEL="INFO")
+        if not self.args.test_settings:
+            for name in TEST_TIMINGS:
+                env.pop(name)
+                os.environ.pop(name, None)  # nor inherited from the shell
         worker = WorkerProcess(f"bench{self.worker_seq}", concurrency=1, env=env)
         self.workers.append(worker)
         return worker.wait_ready()
@@ -190,11 +203,13 @@ class Bench:
         except AssertionError:
             pass  # the fault still hits queued work
         getattr(self, f"fault_{scenario}")()
+        fault_at = time.monotonic()
         close_old_connections()
         if scenario == "sigkill":
             self.ensure_two_workers()
 
         deadline = time.monotonic() + self.args.trial_timeout
+        recovery = None
         while time.monotonic() < deadline:
             try:
                 states = dict(WorkflowRun.objects.filter(id__in=run_ids).values_list("id", "status"))
@@ -202,8 +217,9 @@ class Bench:
                 close_old_connections()
                 continue
             if all(s in FINAL for s in states.values()):
+                recovery = round(time.monotonic() - fault_at, 1)
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         finished = sum(1 for s in states.values() if s in FINAL)
         succeeded = sum(1 for s in states.values() if s == "succeeded")
         lost_attempts = {(t.run_id, t.task_id) for t in TaskRun.objects.filter(run_id__in=run_ids)
@@ -217,7 +233,7 @@ class Bench:
         return {"accepted": len(run_ids), "finished": finished, "succeeded": succeeded,
                 "lost": len(run_ids) - finished, "duplicates": sum(n - 1 for n in repeated.values()),
                 "unexplained": sum(n - 1 for n in unexplained.values()), "lost_attempts": len(lost_attempts),
-                "applied_twice_by_key": applied_twice}
+                "applied_twice_by_key": applied_twice, "recovery_s": recovery}
 
     def run(self) -> int:
         started = time.monotonic()
@@ -245,20 +261,30 @@ class Bench:
     @staticmethod
     def report(results: dict[str, list[dict]], elapsed: float) -> None:
         header = ("scenario", "trials", "runs accepted", "runs finished", "runs succeeded", "runs lost",
-                  "duplicated side effects", "of which unexplained", "lost attempts", "applied twice by key")
+                  "duplicated side effects", "of which unexplained", "lost attempts", "applied twice by key",
+                  "recovery s median", "recovery s max")
         rows = []
         for scenario, trials in results.items():
             total = lambda key: sum(t[key] for t in trials)  # noqa: E731
             rows.append((scenario, len(trials), total("accepted"), total("finished"), total("succeeded"),
                          total("lost"), total("duplicates"), total("unexplained"), total("lost_attempts"),
-                         total("applied_twice_by_key")))
+                         total("applied_twice_by_key"), *Bench.recovery_figures(trials)))
         widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
         print()
         for row in (header, *rows):
             print(" | ".join(str(x).rjust(w) for x, w in zip(row, widths)))
         print(f"\n{elapsed:.0f}s. Duplicates are explained when the task run recorded a lost attempt "
               f"(at-least-once: the effect happened, the result was not recorded). Applied twice by key: "
-              f"repeats a receiver honouring Idempotency-Key would still apply (target 0).")
+              f"repeats a receiver honouring Idempotency-Key would still apply (target 0). Recovery: seconds "
+              f"from the fault to the trial's last run finishing ('-' when one did not finish).")
+
+    @staticmethod
+    def recovery_figures(trials: list[dict]) -> tuple[str, str]:
+        """Median and max seconds from the fault to the trial's runs all finishing; '-' if a trial never did."""
+        seconds = sorted(t["recovery_s"] for t in trials if t["recovery_s"] is not None)
+        if not seconds or len(seconds) < len(trials):
+            return ("-", "-") if not seconds else (f"{statistics.median(seconds):.1f}", "-")
+        return f"{statistics.median(seconds):.1f}", f"{seconds[-1]:.1f}"
 
 
 if __name__ == "__main__":

@@ -87,3 +87,16 @@ class TaskRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id} ({self.status})"
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per live worker process, refreshed about every second (runs.workers): the recovery sweep calls a
+    worker dead when its row is stale, and recovers only that worker's running task runs."""
+
+    name = models.CharField(max_length=200, primary_key=True, help_text="host:pid, as TaskRun.worker records it")
+    beat_at = models.DateTimeField()
+    # Boot id and pid namespace of the worker's machine: a sweeper on the same one may check the pid itself.
+    machine = models.CharField(max_length=100, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"{self.name} (beat {self.beat_at:%H:%M:%S})"

@@ -18,7 +18,7 @@ from typing import Any, Callable, TypeVar
 from celery import current_app
 from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError, connection, connections, models, router, transaction
-from django.db.models import Case, F, Q, Sum, TextField, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, Sum, TextField, Value, When
 from django.db.models.functions import Cast, Length
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -36,9 +36,9 @@ from workflows.models import Workflow, WorkflowVersion
 from workflows.services import spec_for_version
 from workflows.templating import has_template
 
-from . import children, foreach
+from . import children, foreach, recovery, workers
 from .executor import AttemptResult, RecordingSecrets, clean_text, execute_attempt, template_context
-from .models import TaskRun, TriggerKind, WorkflowRun
+from .models import TaskRun, TriggerKind, WorkerHeartbeat, WorkflowRun
 from .states import (
     FINAL_RUN, FINAL_TASK, FailureKind, RunStatus, TaskStatus, advance, idempotency_key, retry_delay, run_outcome,
 )
@@ -624,27 +624,90 @@ def run_rerun(*, run_id: int, from_task: str, version: str = "original", trigger
 
 
 def sweep(*, now=None) -> dict[str, int]:
-    """Recover work the broker or a worker lost: zombie task runs, unsent task messages, unstarted runs."""
+    """Recover work the broker or a worker lost: task runs of dead workers (zombies), lost task messages, unstarted
+    runs. Liveness comes from the workers' heartbeat rows (runs.workers), what the broker still holds from
+    runs.recovery; every re-send is guarded, so a message sent twice only costs a refused claim."""
     now = now or timezone.now()
-    lease = timedelta(seconds=settings.AUTOMATION_TASK_LEASE_SECONDS)
-    requeue_after = timedelta(seconds=settings.AUTOMATION_REQUEUE_AFTER_SECONDS)
     counts = {"zombies": 0, "requeued": 0, "restarted": 0,
               "resumed": _resume_overdue(now), "hinted": _hint_upcoming(now)}
-    zombies = TaskRun.objects.filter(status=TaskStatus.RUNNING, heartbeat_at__lt=now - lease)
-    for task_run in zombies.select_related("run")[:500]:
+    for task_run in _zombies(now).select_related("run")[:500]:
         counts["zombies"] += _recover_zombie(task_run, now)
-    stale = (TaskRun.objects.filter(status=TaskStatus.QUEUED, queued_at__lt=now - requeue_after)
-             .filter(Q(not_before__isnull=True) | Q(not_before__lt=now - requeue_after)))
-    for task_run_id, queue in stale.values_list("id", "queue")[:1000]:
-        if TaskRun.objects.filter(id=task_run_id, status=TaskStatus.QUEUED).update(queued_at=now):
-            enqueue_task_run(task_run_id, queue)
-            counts["requeued"] += 1
-    unstarted = WorkflowRun.objects.filter(status=RunStatus.QUEUED, created_at__lt=now - requeue_after)
-    for run_id in unstarted.order_by("id").values_list("id", flat=True)[:1000]:
-        enqueue_run_start(run_id)
-        counts["restarted"] += 1
+    queued = TaskRun.objects.filter(status=TaskStatus.QUEUED)
+    unstarted = WorkflowRun.objects.filter(status=RunStatus.QUEUED)
+    if recovery.broker_lost_everything(queued.values_list("queue", flat=True).distinct()):
+        counts["requeued"] += _resend_task_runs(queued.filter(queued_at__lt=now), now, limit=10_000)
+        counts["restarted"] += _resend_run_starts(unstarted.filter(created_at__lt=now), limit=10_000)
+    else:
+        counts["requeued"] += _resend_task_runs(_queued_long_ago(now), now) + _resend_lost_messages(now)
+        counts["restarted"] += _resend_lost_run_starts(now)
     counts.update(_sweep_children_and_failures(now))
+    workers.forget_dead(now)
     return counts
+
+
+def _zombies(now) -> models.QuerySet:
+    """Running task runs whose worker is dead; or, for a worker that keeps no heartbeat row (an older worker), whose
+    own heartbeat is older than the lease. A live worker's quiet task (a long shell.run) is never one."""
+    lease = timedelta(seconds=settings.AUTOMATION_TASK_LEASE_SECONDS)
+    beating = WorkerHeartbeat.objects.filter(name=OuterRef("worker"))
+    return TaskRun.objects.filter(status=TaskStatus.RUNNING).filter(
+        Q(worker__in=workers.dead_workers(now)) | (Q(heartbeat_at__lt=now - lease) & ~Exists(beating)))
+
+
+def _queued_long_ago(now) -> models.QuerySet:
+    """Queued task runs still unclaimed AUTOMATION_REQUEUE_AFTER_SECONDS after they were (re)sent: the fallback
+    for brokers whose messages cannot be looked at."""
+    before = now - timedelta(seconds=settings.AUTOMATION_REQUEUE_AFTER_SECONDS)
+    return (TaskRun.objects.filter(status=TaskStatus.QUEUED, queued_at__lt=before)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lt=before)))
+
+
+def _resend_task_runs(stale: models.QuerySet, now, *, limit: int = 1000) -> int:
+    """Send `stale` queued task runs again (a retry keeps what is left of its delay); returns how many."""
+    sent = 0
+    for task_run_id, queue, not_before in stale.order_by("id").values_list("id", "queue", "not_before")[:limit]:
+        if TaskRun.objects.filter(id=task_run_id, status=TaskStatus.QUEUED).update(queued_at=now):
+            enqueue_task_run(task_run_id, queue, countdown=max((not_before - now).total_seconds(), 0)
+                             if not_before else 0)
+            sent += 1
+    return sent
+
+
+def _resend_lost_messages(now) -> int:
+    """Queued task runs whose message the broker no longer holds (a failed publish, a lost message), found
+    AUTOMATION_LOST_MESSAGE_SECONDS after they were sent instead of the fixed re-send delay."""
+    quiet = now - timedelta(seconds=settings.AUTOMATION_LOST_MESSAGE_SECONDS)
+    candidates = (TaskRun.objects.filter(status=TaskStatus.QUEUED, queued_at__lt=quiet)
+                  .filter(Q(not_before__isnull=True) | Q(not_before__lt=quiet)).order_by("id")
+                  .values_list("id", "queue")[:recovery.SMALL_QUEUE])
+    missing = recovery.missing_messages([("runs.execute_task", task_run_id, queue)
+                                         for task_run_id, queue in candidates])
+    return _resend_task_runs(TaskRun.objects.filter(id__in=[task_run_id for _, task_run_id, _ in missing],
+                                                    queued_at__lt=quiet), now)
+
+
+def _resend_run_starts(unstarted: models.QuerySet, *, limit: int = 1000) -> int:
+    run_ids = list(unstarted.order_by("id").values_list("id", flat=True)[:limit])
+    for run_id in run_ids:
+        enqueue_run_start(run_id)
+    return len(run_ids)
+
+
+def _resend_lost_run_starts(now) -> int:
+    """Queued runs whose start message is lost: checked a few times once they are AUTOMATION_LOST_MESSAGE_SECONDS
+    old; all of them again every AUTOMATION_REQUEUE_AFTER_SECONDS (a run waiting for its workflow's `concurrency`
+    is queued without a message, so it is not sent on every sweep)."""
+    unstarted = WorkflowRun.objects.filter(status=RunStatus.QUEUED)
+    if recovery.due("run-starts", settings.AUTOMATION_REQUEUE_AFTER_SECONDS):
+        before = now - timedelta(seconds=settings.AUTOMATION_REQUEUE_AFTER_SECONDS)
+        return _resend_run_starts(unstarted.filter(created_at__lt=before))
+    quiet = now - timedelta(seconds=settings.AUTOMATION_LOST_MESSAGE_SECONDS)
+    recent = unstarted.filter(created_at__lt=quiet,
+                              created_at__gte=quiet - timedelta(seconds=3 * settings.AUTOMATION_SWEEP_SECONDS))
+    calls = [("runs.start_run", run_id, settings.CELERY_TASK_DEFAULT_QUEUE)
+             for run_id in recent.order_by("id").values_list("id", flat=True)[:recovery.SMALL_QUEUE]]
+    return _resend_run_starts(WorkflowRun.objects.filter(
+        id__in=[run_id for _, run_id, _ in recovery.missing_messages(calls)], status=RunStatus.QUEUED))
 
 
 def _recover_zombie(task_run: TaskRun, now) -> int:

@@ -1,4 +1,5 @@
-"""Worker start-up: each worker runs the recovery sweep on a timer, so no run needs beat to be recovered.
+"""Worker start-up: each worker process beats its liveness row (runs.workers) and each worker runs the recovery
+sweep on a timer (runs.recovery), so no run needs beat to be recovered.
 
 Also the runs app's answer to `workflows.signals.workflow_deleting`: a workflow with unfinished runs stays.
 """
@@ -8,38 +9,25 @@ import logging
 import threading
 import time
 
-from celery.signals import task_prerun, worker_ready, worker_shutdown
-from django.conf import settings
-from django.db import close_old_connections, connections
+from celery.signals import (
+    task_prerun, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown,
+)
+from django.db import connections
 
 from workflows.models import Workflow
 from workflows.services import WorkflowBusy
 from workflows.signals import workflow_deleting
 
+from . import recovery, workers
 from .states import FINAL_RUN
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
 
 
-def _sweep_forever() -> None:
-    from . import services
-
-    while not _stop.wait(settings.AUTOMATION_SWEEP_SECONDS):
-        try:
-            close_old_connections()
-            counts = services.sweep()
-            if any(counts.values()):
-                log.info("recovery sweep: %s", counts)
-        except Exception:  # noqa: BLE001 - a database outage must not kill the sweeper; try again next tick
-            log.exception("recovery sweep failed")
-        finally:
-            close_old_connections()
-
-
 def _start_sweeper(**kwargs) -> None:
     _stop.clear()
-    threading.Thread(target=_sweep_forever, name="flowforge-sweeper", daemon=True).start()
+    threading.Thread(target=recovery.sweep_forever, args=(_stop,), name="flowforge-sweeper", daemon=True).start()
 
 
 def _stop_sweeper(**kwargs) -> None:
@@ -68,3 +56,8 @@ def connect() -> None:
     task_prerun.connect(_drop_broken_connections, weak=False, dispatch_uid="flowforge-drop-broken-connections")
     worker_ready.connect(_start_sweeper, weak=False, dispatch_uid="flowforge-sweeper-start")
     worker_shutdown.connect(_stop_sweeper, weak=False, dispatch_uid="flowforge-sweeper-stop")
+    # Every process that executes tasks beats: prefork children, and the main process (solo and threads pools).
+    worker_process_init.connect(workers.start_beating, weak=False, dispatch_uid="flowforge-beat-child")
+    worker_process_shutdown.connect(workers.stop_beating, weak=False, dispatch_uid="flowforge-beat-child-stop")
+    worker_ready.connect(workers.start_beating, weak=False, dispatch_uid="flowforge-beat-main")
+    worker_shutdown.connect(workers.stop_beating, weak=False, dispatch_uid="flowforge-beat-main-stop")

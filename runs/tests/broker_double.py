@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from runs import services
+from runs import recovery, services
 
 from . import fake_actions
 
@@ -76,6 +76,9 @@ class BrokerDouble:
 def broker_double(db, monkeypatch, django_capture_on_commit_callbacks) -> BrokerDouble:
     double = BrokerDouble(django_capture_on_commit_callbacks, monkeypatch)
     monkeypatch.setattr(services, "_send", double.send)
+    # The double is the broker: the sweep must not look into the real one, nor remember earlier tests' sweeps.
+    monkeypatch.setattr(recovery, "broker_client", lambda: None)
+    monkeypatch.setattr(recovery, "_last_done", {})
     # The engine tests' actions (test.outcome), installed the way a plugin's would be.
     monkeypatch.setattr(services, "default_registry", fake_actions.registry)
     monkeypatch.setattr("workflows.services.default_registry", fake_actions.registry)
