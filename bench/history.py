@@ -201,6 +201,7 @@ def pages(runs: int) -> list[tuple[str, str, str]]:
     failed_run = WorkflowRun.objects.filter(workflow=workflow, status="failed").order_by("-id").first()
     old_run = WorkflowRun.objects.filter(workflow=workflow, status="failed", id__lt=runs // 2).order_by("-id").first()
     day_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+    hundred_days_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 100 * 86400))
     deep = f"cursor={cursor_at(runs // 2)}"
     runs_admin = "/admin/runs/workflowrun/"
     return [
@@ -215,6 +216,9 @@ def pages(runs: int) -> list[tuple[str, str, str]]:
         ("bench", "API  runs ?trigger_kind=webhook", "/api/runs/?trigger_kind=webhook"),
         ("bench", "API  runs ?created_after=.. (last 24 h)", f"/api/runs/?created_after={day_ago}"),
         ("bench", "API  runs ?created_before=2000-01-01 (none)", "/api/runs/?created_before=2000-01-01"),
+        ("bench", "API  runs ?created_before=.. (100 days ago)", f"/api/runs/?created_before={hundred_days_ago}"),
+        ("bench", "API  runs ?status=failed&created_before=..",
+         f"/api/runs/?status=failed&created_before={hundred_days_ago}"),
         ("bench", "API  runs ?page_size=500", "/api/runs/?page_size=500"),
         ("bench", "API  run detail (10 task runs)", f"/api/runs/{failed_run.id}/"),
         ("bench", "API  run detail, an old run", f"/api/runs/{old_run.id}/"),
@@ -233,6 +237,7 @@ def pages(runs: int) -> list[tuple[str, str, str]]:
          f"{runs_admin}?created_at__gte={day_ago}+00:00:00%2B00:00"),
         ("bench", "admin runs changelist, search by id", f"{runs_admin}?q={old_run.id}"),
         ("bench", "admin runs changelist, page 200", f"{runs_admin}?p=200"),
+        ("bench", "admin runs changelist, page 10000 (offset 500k)", f"{runs_admin}?p=10000"),
         ("bench", "admin runs changelist sorted by status", f"{runs_admin}?o=2"),
         ("bench", "admin runs changelist sorted by workflow", f"{runs_admin}?o=3"),
         ("bench", "admin runs changelist sorted by trigger", f"{runs_admin}?o=4"),

@@ -31,7 +31,7 @@ from .services import RunError, RunStateConflict, approval_answer, run_cancel, r
 from .states import FINAL_RUN, FailureKind, RunStatus, TaskStatus
 
 FINAL = {str(s) for s in FINAL_RUN}
-EXACT_COUNT_UP_TO = 10_000  # rows counted exactly; above that the planner's estimate is shown
+EXACT_COUNT_UP_TO = 1_000  # rows counted exactly (a few ms at most); above that the planner's estimate is shown
 DEFERRED_JOIN_FROM = 1_000  # from this offset a page reads its ids first (index only), then those rows
 
 

@@ -65,6 +65,20 @@ def test_the_runs_list_pages_by_cursor_newest_first(alice):
     assert "cursor=" in client.get("/api/runs/?page_size=3").json()["next"]
 
 
+def test_paging_before_a_date_lists_every_older_run_once_newest_first(alice):
+    workflow = make_workflow(alice)
+    now = timezone.now()
+    older = [make_run(workflow, created_at=now - timedelta(days=days)).id for days in (9, 8, 7, 6, 5)]
+    make_run(workflow)
+    client = client_for(alice)
+    seen, url = [], f"/api/runs/?page_size=2&created_before={(now - timedelta(days=1)).date().isoformat()}"
+    while url:
+        body = client.get(url).json()
+        seen += [run["id"] for run in body["results"]]
+        url = body["next"]
+    assert seen == list(reversed(older))
+
+
 def test_page_size_is_bounded(alice):
     from runs.api import RunCursorPagination
 
