@@ -15,7 +15,6 @@ from datetime import timedelta
 from functools import cache
 from typing import Any, Callable, TypeVar
 
-from celery import current_app
 from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError, connection, connections, models, router, transaction
 from django.db.models import Case, Exists, F, OuterRef, Q, Sum, TextField, Value, When
@@ -36,7 +35,7 @@ from workflows.models import Workflow, WorkflowVersion
 from workflows.services import spec_for_version
 from workflows.templating import has_template
 
-from . import children, foreach, recovery, workers
+from . import broker, children, foreach, recovery, workers
 from .executor import AttemptResult, RecordingSecrets, clean_text, execute_attempt, template_context
 from .models import TaskRun, TriggerKind, WorkerHeartbeat, WorkflowRun
 from .states import (
@@ -71,9 +70,11 @@ class RunStateConflict(RunError):
 
 def _send(task_name: str, args: tuple, **options: Any) -> None:
     # By name (runs.tasks registers it): the tasks module imports this one, not the reverse, and a web process
-    # that never imported runs.tasks can still send.
+    # that never imported runs.tasks can still send. Outside a worker it fails fast (runs.broker).
     try:
-        current_app.send_task(f"runs.{task_name}", args, retry=True, retry_policy={"max_retries": 1}, **options)
+        broker.publish(f"runs.{task_name}", args, **options)
+    except broker.BrokerUnavailable:  # the failure that opened the breaker was logged already
+        log.info("broker unavailable: %s%s left for the recovery sweep", task_name, args)
     except Exception:  # noqa: BLE001 - the database row is kept; the sweeper sends it again later
         log.warning("broker unavailable: %s%s left for the recovery sweep", task_name, args, exc_info=True)
 

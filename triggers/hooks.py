@@ -20,9 +20,10 @@ import hashlib
 import logging
 import time
 
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import TooManyFieldsSent
-from django.db import DataError, IntegrityError, InterfaceError, OperationalError
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connections
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import RedisError
@@ -48,6 +49,10 @@ from .webhooks import (
 
 log = logging.getLogger(__name__)
 
+CACHE_BREAKER_SECONDS = 5.0
+_cache_closed_until = 0.0  # monotonic time before which the rate limit is not checked (the cache failed)
+_rate_client = None  # (cache backend, its redis client)
+
 
 def _error(status: int, path: str, message: str, **headers) -> JsonResponse:
     response = JsonResponse({"errors": [{"path": path, "message": message}]}, status=status)
@@ -58,23 +63,48 @@ def _error(status: int, path: str, message: str, **headers) -> JsonResponse:
 
 def rate_limit_exceeded(token: str, limit: int, window: int) -> int:
     """Count this request in the token's current window; returns 0, or the seconds until the window ends."""
+    global _cache_closed_until
     now = time.time()
     window_index = int(now // window)
     key = "ff:hook-rate:" + hashlib.blake2b(token.encode(), digest_size=12).hexdigest() + f":{window}:{window_index}"
+    if time.monotonic() < _cache_closed_until:
+        return 0
     try:
-        cache.add(key, 0, timeout=window + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # evicted between add and incr
-            cache.add(key, 1, timeout=window + 1)
-            count = 1
+        count = _count(key, window + 1)
     except (RedisError, OSError):
-        # The limit guards against floods; losing it while Redis is away must not refuse every delivery.
+        # The limit guards against floods; losing it while Redis is away must not refuse every delivery, nor
+        # make each one wait for the cache's timeout: skip it for a few seconds.
+        _cache_closed_until = time.monotonic() + CACHE_BREAKER_SECONDS
         log.warning("webhook rate limit not checked: the cache is unavailable", exc_info=True)
         return 0
     if count <= limit:
         return 0
     return max(1, int((window_index + 1) * window - now + 0.999))
+
+
+def _count(key: str, timeout: int) -> int:
+    """Add one to `key` (created with `timeout`) and return it; with Redis in one round trip."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        backend.add(key, 0, timeout=timeout)
+        try:
+            return backend.incr(key)
+        except ValueError:  # evicted between add and incr
+            backend.add(key, 1, timeout=timeout)
+            return 1
+    pipeline = _redis_client(backend).pipeline(transaction=False)
+    full_key = backend.make_and_validate_key(key)
+    pipeline.set(full_key, 0, ex=timeout, nx=True)
+    pipeline.incr(full_key)
+    return pipeline.execute()[1]
+
+
+def _redis_client(backend: RedisCache):
+    """One client per cache backend (Django builds a new one, with its callback tables, on every call)."""
+    global _rate_client
+    if _rate_client is None or _rate_client[0] is not backend:
+        _rate_client = (backend, backend._cache.get_client(write=True))
+    return _rate_client[1]
 
 
 def _read_body(request) -> bytes:
@@ -131,8 +161,7 @@ def _webhook_at(token: str) -> tuple[Workflow, WebhookConfig] | None:
     """The workflow at `token` and its webhook trigger; None unless its current definition declares one."""
     if len(token) > 64:
         return None
-    workflow = (Workflow.objects.only("id", "enabled", "current_version_id", "name", "owner_id")
-                .filter(webhook_token=token).first())
+    workflow = _workflow_at(token)
     if workflow is None or workflow.current_version_id is None:
         return None
     try:
@@ -142,6 +171,46 @@ def _webhook_at(token: str) -> tuple[Workflow, WebhookConfig] | None:
                                               "to receive webhooks") from None
     config = webhook_config(spec)
     return (workflow, config) if config is not None else None
+
+
+def _workflow_at(token: str) -> Workflow | None:
+    """The first read of the request doubles as the connection's health check, which would otherwise cost a
+    `SELECT 1` round trip per request: a connection the server dropped (a restart, an idle timeout) fails this
+    read, which is safe to repeat once on a new connection."""
+    found = Workflow.objects.only("id", "enabled", "current_version_id", "name", "owner_id").filter(
+        webhook_token=token)
+    database = connections[found.db]
+    if database.in_atomic_block:  # a caller's transaction (tests): leave its connection alone
+        return found.first()
+    database.health_check_done = True
+    try:
+        return found.first()
+    except (OperationalError, InterfaceError):
+        log.info("webhook lookup: database connection lost; reconnecting once", exc_info=True)
+        database.close()
+        return found.first()
+
+
+class WebhookShortcut:
+    """Middleware sending `/hooks/<token>` straight to `receive`, past the session, CSRF, authentication,
+    message and clickjacking middleware a webhook never uses (the accept path's hot loop).
+
+    Placed after SecurityMiddleware (HTTPS redirect, HSTS) in settings.MIDDLEWARE; `automation.urls` still
+    routes `hooks/<token>` to the same view, e.g. for reverse() and for a stack without this middleware.
+    """
+
+    PREFIX = "/hooks/"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path_info
+        if path.startswith(self.PREFIX):
+            token = path[len(self.PREFIX):]
+            if token and "/" not in token:
+                return receive(request, token)
+        return self.get_response(request)
 
 
 @csrf_exempt

@@ -1,0 +1,115 @@
+"""The webhook accept path under faults, on production's server (gunicorn): a broker that accepts connections
+and never answers costs a delivery at most a second (and the next ones nothing), the run is stored all the same;
+a database connection the server dropped between two deliveries is replaced without the sender noticing."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from automation.testing import ROOT, WORKER_APPLICATION_NAME, free_port, wait_for, worker_environment
+from runs.models import WorkflowRun
+from triggers.models import WebhookDelivery
+from triggers.tests.test_webhook_hardening import ServerProcess, sign
+from triggers.tests.test_webhooks import fresh_rate_limits  # noqa: F401
+from workflows.services import workflow_save
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SECRET = "hardening-secret"  # the one test_webhook_hardening.sign uses
+
+
+def signed_workflow(name: str):
+    return workflow_save(source={"name": name, "triggers": [{"type": "webhook", "secret": SECRET}],
+                                 "tasks": {"greet": {"action": "transform.jinja", "inputs": {"value": "hi"}}}})
+
+
+def post(server: ServerProcess, workflow, n: int) -> tuple[int, float]:
+    body = b'{"n": %d}' % n
+    started = time.monotonic()
+    status, _, _ = server.request("POST", workflow.webhook_path, body=body,
+                                  headers={"Content-Type": "application/json", "X-Signature-256": sign(body)})
+    return status, time.monotonic() - started
+
+
+class SilentBroker:
+    """A TCP server on 127.0.0.1 that accepts every connection and never sends a byte (a frozen Redis)."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.port = self.socket.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self.socket.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.socket.close()
+        for held in self.accepted:
+            held.close()
+
+
+@pytest.fixture
+def silent_broker():
+    broker = SilentBroker()
+    yield broker
+    broker.close()
+
+
+class Gunicorn(ServerProcess):
+    """One sync worker on the test database, with `env` on top of the workers' environment."""
+
+    def __init__(self, **env: str):
+        self.port = free_port()
+        command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", f"127.0.0.1:{self.port}",
+                   "--log-level", "warning", "automation.wsgi:application"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=worker_environment(LOG_LEVEL="WARNING", **env),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def gunicorn(**env: str) -> ServerProcess:
+    return Gunicorn(**env).wait_up()
+
+
+def test_a_frozen_broker_costs_a_delivery_at_most_one_second_and_the_run_is_stored_queued(silent_broker):
+    workflow = signed_workflow("frozen broker")
+    # The cache (rate limit) lives on the same silent Redis, as it does by default.
+    server = gunicorn(CELERY_BROKER_URL=f"redis://127.0.0.1:{silent_broker.port}/0")
+    try:
+        answers = [post(server, workflow, n) for n in range(5)]
+    finally:
+        server.stop()
+    assert [status for status, _ in answers] == [202] * 5
+    assert max(took for _, took in answers) < 1.0, answers
+    # Only the first delivery waited for the broker; the others found it known to be down.
+    assert sum(took for _, took in answers[1:]) < 0.5, answers
+    runs = WorkflowRun.objects.filter(workflow=workflow)
+    assert runs.count() == 5 and {run.status for run in runs} == {"queued"}
+    assert WebhookDelivery.objects.filter(workflow=workflow, status_code=202).count() == 5
+
+
+def test_a_dropped_database_connection_is_replaced_without_failing_the_next_delivery(broker):
+    workflow = signed_workflow("dropped connection")
+    server = gunicorn()
+    try:
+        assert post(server, workflow, 1)[0] == 202
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND application_name = %s", [WORKER_APPLICATION_NAME])
+            assert cursor.fetchone()[0] >= 1
+        answers = [post(server, workflow, n)[0] for n in range(2, 5)]
+    finally:
+        server.stop()
+    assert answers == [202, 202, 202]
+    assert WorkflowRun.objects.filter(workflow=workflow).count() == 4
+    # Each accepted run's start reached the broker.
+    wait_for(lambda: broker.llen("default") >= 4, timeout=5, message="four start messages in the queue")
