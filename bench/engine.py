@@ -1,12 +1,13 @@
 """Engine overhead per task vs raw Celery, on the same Redis broker and the same worker processes.
 
-    python bench/engine.py [--tasks 200] [--repeat 3] [--concurrency 2]
+    python bench/engine.py [--tasks 200,1000] [--repeat 3] [--concurrency 2]
 
-Creates (and migrates) the PostgreSQL database `flowforge_bench_engine`, starts one prefork worker
-(`-c 2`, acks_late, prefetch 1), then measures:
+Creates (and migrates) the PostgreSQL database `flowforge_bench_engine` (BENCH_ENGINE_DB overrides the name),
+starts one prefork worker (`-c 2`, acks_late, prefetch 1), then measures, for each N of `--tasks`:
   - raw Celery: a chain of N tasks that each enqueue the next; N no-op tasks fanned out
-  - engine: a workflow chain of N no-op tasks; a fan-out of N tasks joined by one task
-and prints wall time per task and the ratio engine / raw.
+  - engine: a workflow chain of N no-op tasks; a root fanned out to N - 2 tasks joined by one (N in all)
+and prints wall time per task, the ratio engine / raw, and how the engine's per-task cost grows from the
+smallest N to the largest (flat is 1.00).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DB_NAME = "flowforge_bench_engine"
+DB_NAME = os.environ.get("BENCH_ENGINE_DB", "flowforge_bench_engine")
 os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DB_NAME}")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/12")
 os.environ["DJANGO_SETTINGS_MODULE"] = "automation.settings"
@@ -103,15 +104,30 @@ def chain_definition(n: int, tag: str) -> dict:
 
 
 def fan_definition(n: int, tag: str) -> dict:
+    """N tasks in all (the workflow limit is 1,000): a root, N - 2 tasks after it, one task joining them."""
     tasks = {"root": dict(NOOP)}
-    tasks.update({f"f{i}": {**NOOP, "depends_on": ["root"]} for i in range(n)})
-    tasks["join"] = {**NOOP, "depends_on": [f"f{i}" for i in range(n)]}
+    tasks.update({f"f{i}": {**NOOP, "depends_on": ["root"]} for i in range(n - 2)})
+    tasks["join"] = {**NOOP, "depends_on": [f"f{i}" for i in range(n - 2)]}
     return {"name": f"bench fan {tag}", "tasks": tasks}
+
+
+SHAPES = ("chain", "fan-out/fan-in")
+
+
+def measure(n: int, label: str, repeat: int, client) -> tuple[float, float]:
+    """(raw Celery, engine) seconds per task for one shape at N tasks, each the median of `repeat`."""
+    if label == "chain":
+        raw, engine = (lambda: raw_chain(n, client)), chain_definition
+    else:
+        raw, engine = (lambda: raw_fanout(n, client)), fan_definition
+    raw_times = [raw() for _ in range(repeat)]
+    engine_times = [engine_run(engine(n, f"{n}-{i}"), n) for i in range(repeat)]
+    return statistics.median(raw_times), statistics.median(engine_times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--tasks", default="200,1000", help="comma-separated task counts")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
@@ -132,21 +148,18 @@ def main() -> None:
         key = f"bench:warm:{uuid.uuid4()}"
         noop.delay(key)
         wait(lambda: client.get(key), timeout=60)
-        n = args.tasks
-        rows = []
-        for label, raw, engine in [
-            ("chain", lambda: raw_chain(n, client), lambda i: engine_run(chain_definition(n, str(i)), n)),
-            ("fan-out/fan-in", lambda: raw_fanout(n, client),
-             lambda i: engine_run(fan_definition(n, str(i)), n + 2)),
-        ]:
-            raw_times = [raw() for _ in range(args.repeat)]
-            engine_times = [engine(i) for i in range(args.repeat)]
-            rows.append((label, statistics.median(raw_times), statistics.median(engine_times)))
-        print(f"Engine overhead per task ({n} tasks, median of {args.repeat}, 1 worker prefork -c "
-              f"{args.concurrency}, Redis broker, PostgreSQL)")
-        print(f"{'shape':<16}{'raw Celery ms/task':>20}{'engine ms/task':>16}{'ratio':>8}")
-        for label, raw_ms, engine_ms in rows:
-            print(f"{label:<16}{raw_ms * 1000:>20.2f}{engine_ms * 1000:>16.2f}{engine_ms / raw_ms:>8.2f}")
+        sizes = [int(size) for size in args.tasks.split(",")]
+        rows = [(n, label, *measure(n, label, args.repeat, client)) for n in sizes for label in SHAPES]
+        print(f"Engine overhead per task (median of {args.repeat}, 1 worker prefork -c {args.concurrency}, "
+              f"Redis broker, PostgreSQL)")
+        print(f"{'tasks':>6}  {'shape':<16}{'raw Celery ms/task':>20}{'engine ms/task':>16}{'ratio':>8}")
+        for n, label, raw_s, engine_s in rows:
+            print(f"{n:>6}  {label:<16}{raw_s * 1000:>20.2f}{engine_s * 1000:>16.2f}{engine_s / raw_s:>8.2f}")
+        if len(sizes) > 1:
+            engine_by = {(n, label): engine_s for n, label, _, engine_s in rows}
+            for label in SHAPES:
+                growth = engine_by[(sizes[-1], label)] / engine_by[(sizes[0], label)]
+                print(f"{label}: engine ms/task at {sizes[-1]} / at {sizes[0]} = {growth:.2f}")
     finally:
         os.killpg(worker.pid, 15)
         try:

@@ -70,6 +70,12 @@ class TaskRun(models.Model):
     resume_at = models.DateTimeField(null=True, blank=True)
     # SHA-256 of the token in this task run's resume URL (flow.approval); the token itself is never stored.
     resume_token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # Of a top-level task run's distinct upstream tasks: how many are not final yet, succeeded, failed (the rest
+    # were skipped or cancelled). Each upstream's final update changes them once, so a completion decides its
+    # downstream tasks from these rows alone (runs.states.count_decision); meaningful while the row is pending.
+    upstream_left = models.IntegerField(default=0, db_default=0)
+    upstream_succeeded = models.IntegerField(default=0, db_default=0)
+    upstream_failed = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["id"]
@@ -83,6 +89,10 @@ class TaskRun(models.Model):
             models.Index(fields=["status", "heartbeat_at"], name="taskrun_status_heartbeat"),
             models.Index(fields=["status", "resume_at"], name="taskrun_status_resume",
                          condition=models.Q(resume_at__isnull=False)),
+            # "Is any task of the run unfinished?" reads one index entry, not the run's task rows.
+            models.Index(fields=["run"], name="taskrun_unfinished",
+                         condition=models.Q(item_index__isnull=True,
+                                            status__in=["pending", "queued", "running", "waiting"])),
         ]
 
     def __str__(self) -> str:

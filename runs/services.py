@@ -39,7 +39,8 @@ from . import broker, children, foreach, recovery, workers
 from .executor import AttemptResult, RecordingSecrets, clean_text, execute_attempt, template_context
 from .models import TaskRun, TriggerKind, WorkerHeartbeat, WorkflowRun
 from .states import (
-    FINAL_RUN, FINAL_TASK, FailureKind, RunStatus, TaskStatus, advance, idempotency_key, retry_delay, run_outcome,
+    FINAL_RUN, FINAL_TASK, RUN, SKIP, FailureKind, RunStatus, TaskStatus, advance, count_decision, count_skip_reason,
+    idempotency_key, retry_delay, run_outcome,
 )
 from .wakeups import run_finished_announce
 
@@ -191,7 +192,8 @@ def run_start(*, run_id: int) -> None:
         statuses.update({t: TaskStatus.QUEUED for t in decided.to_queue})
         rows = []
         for task_id, task in spec.tasks.items():
-            row = TaskRun(run=run, task_id=task_id, status=statuses[task_id], queue=task.queue)
+            row = TaskRun(run=run, task_id=task_id, status=statuses[task_id], queue=task.queue,
+                          **_initial_counters(task, statuses))
             if task_id in reused:
                 origin = reused[task_id]
                 row.output, row.inputs, row.attempt = origin.output, origin.inputs, origin.attempt
@@ -207,7 +209,17 @@ def run_start(*, run_id: int) -> None:
         run.save(update_fields=["status", "started_at"])
         to_send = [(row.id, row.queue) for row in created if row.status == TaskStatus.QUEUED]
         transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
-        _finish_run_if_done(run, statuses, spec)
+        outcome = run_outcome(statuses)
+        if outcome is not None:
+            _finish_run(run, outcome, spec)
+
+
+def _initial_counters(task: TaskSpec, statuses: dict[str, str]) -> dict[str, int]:
+    """The upstream counters of a new task run: a reused upstream counts as succeeded, a skipped one as skipped."""
+    upstream = [statuses[dep] for dep in set(task.depends_on)]
+    return {"upstream_left": sum(1 for status in upstream if status not in FINAL_TASK),
+            "upstream_succeeded": upstream.count(TaskStatus.SUCCEEDED),
+            "upstream_failed": upstream.count(TaskStatus.FAILED)}
 
 
 def _has_capacity(run: WorkflowRun, limit: int) -> bool:
@@ -267,6 +279,8 @@ def _claim(task_run_id: int) -> TaskRun | None:
 
 def _claim_once(task_run_id: int) -> TaskRun | None:
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        return _claim_returning(task_run_id, now)
     claimed = (
         TaskRun.objects.filter(id=task_run_id, status=TaskStatus.QUEUED)
         .filter(Q(not_before__isnull=True) | Q(not_before__lte=now + timedelta(seconds=1)))
@@ -278,6 +292,48 @@ def _claim_once(task_run_id: int) -> TaskRun | None:
     return (TaskRun.objects.select_related("run", "run__workflow")
             .only(*_TASK_RUN_FIELDS, *_RUN_FIELDS, "run__workflow__name", "run__workflow__owner_id")
             .get(id=task_run_id))
+
+
+def _claim_returning(task_run_id: int, now) -> TaskRun | None:
+    """The claim and the read of what the executor needs in ONE round trip (`UPDATE ... FROM ... RETURNING`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(), [TaskStatus.RUNNING.value, now, now, worker_name(), task_run_id,
+                                      TaskStatus.QUEUED.value, now + timedelta(seconds=1)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    task_fields, run_fields = len(_CLAIM_TASK_RUN), len(_CLAIM_RUN)
+    task_run = _loaded(TaskRun, dict(zip(_CLAIM_TASK_RUN, row[:task_fields])))
+    run = _loaded(WorkflowRun, {"id": task_run.run_id, **dict(zip(_CLAIM_RUN, row[task_fields:][:run_fields]))})
+    run.workflow = _loaded(Workflow, {"id": run.workflow_id, **dict(zip(("name", "owner_id"), row[-2:]))})
+    task_run.run = run
+    return task_run
+
+
+_CLAIM_TASK_RUN = ("id", "run_id", "task_id", "item_index", "attempt", "queue", "logs", "attempts", "started_at",
+                   "worker")
+_CLAIM_RUN = ("trigger", "trigger_kind", "started_at", "workflow_version_id", "workflow_id")
+
+
+@cache
+def _claim_sql() -> str:
+    qn = connection.ops.quote_name
+    returned = ", ".join([*(f"t.{qn(c)}" for c in _CLAIM_TASK_RUN), *(f"r.{qn(c)}" for c in _CLAIM_RUN),
+                          "w.name", "w.owner_id"])
+    return (f"UPDATE {qn(TaskRun._meta.db_table)} AS t SET status = %s, attempt = t.attempt + 1, started_at = %s,"
+            f" heartbeat_at = %s, worker = %s FROM {qn(WorkflowRun._meta.db_table)} AS r,"
+            f" {qn(Workflow._meta.db_table)} AS w WHERE t.id = %s AND t.status = %s"
+            f" AND (t.not_before IS NULL OR t.not_before <= %s) AND r.id = t.run_id AND w.id = r.workflow_id"
+            f" RETURNING {returned}")
+
+
+def _loaded(model: type[models.Model], values: dict[str, Any]) -> models.Model:
+    """An instance as the ORM would load it with `.only(*values)`: JSON decoded, the other fields deferred."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    prepared = [model._meta.get_field(name).from_db_value(values[name], None, connection)
+                if isinstance(model._meta.get_field(name), models.JSONField) and isinstance(values[name], str)
+                else values[name] for name in names]
+    return model.from_db(connection.alias, names, prepared)
 
 
 def _execute_claimed(task_run: TaskRun, *, keep_local_queue: str | None) -> TaskRun | None:
@@ -419,58 +475,103 @@ def _record_attempt_once(task_run: TaskRun, result: AttemptResult, spec: Workflo
             return None
         final = TaskStatus.CANCELLED if cancelled else str(result.status)
         if mine.update(status=final, finished_at=now, **common) and not cancelled:
-            return _after_final(run, spec, task_run, keep_local_queue=keep_local_queue)
+            return _after_final(run, spec, task_run, final, keep_local_queue=keep_local_queue)
     return None
 
 
-def _advance_run(run: WorkflowRun, spec: WorkflowSpec, keep_local_queue: str | None = None) -> TaskRun | None:
-    """With the run row locked: skip what can no longer run, queue what is ready, finish the run when done.
+def _advance_run(run: WorkflowRun, spec: WorkflowSpec, task_id: str, status: str,
+                 keep_local_queue: str | None = None) -> TaskRun | None:
+    """With the run row locked, once top-level task `task_id` became final as `status`: skip what can no longer
+    run, queue what is ready, finish the run when nothing is left. Only the task's direct downstream rows (and
+    those of tasks skipped in turn) are read and written, so a completion costs the same in a run of any size.
 
     One ready task on `keep_local_queue` is claimed for this worker instead of queued, and returned.
     """
-    kept = None
     now = timezone.now()
-    # Succeeded rows can never change again, so only the others are read; absent means succeeded.
-    rows = (TaskRun.objects.filter(run_id=run.id, item_index__isnull=True).exclude(status=TaskStatus.SUCCEEDED)
-            .values_list("id", "task_id", "status", "queue"))
-    statuses = dict.fromkeys(spec.tasks, TaskStatus.SUCCEEDED)
-    statuses.update({task_id: status for _, task_id, status, _ in rows})
-    decided = advance(spec.depends_on, _rules(spec), statuses)
-    if decided.to_skip:
-        reasons = Case(*(When(task_id=task_id, then=Value(reason)) for task_id, reason in decided.skip_reasons.items()),
-                       default=Value(""))
-        TaskRun.objects.filter(run_id=run.id, task_id__in=decided.to_skip, status=TaskStatus.PENDING).update(
-            status=TaskStatus.SKIPPED, finished_at=now, error=reasons)
-        statuses.update({t: TaskStatus.SKIPPED for t in decided.to_skip})
-    if decided.to_queue:
-        ready = set(decided.to_queue)
-        candidates = [(task_run_id, task_id, queue) for task_run_id, task_id, _, queue in rows if task_id in ready]
-        kept = next((c for c in candidates if c[2] == keep_local_queue), None)
-        to_send = [(task_run_id, queue) for task_run_id, _, queue in candidates
-                   if kept is None or task_run_id != kept[0]]
-        if to_send:
-            TaskRun.objects.filter(id__in=[task_run_id for task_run_id, _ in to_send],
-                                   status=TaskStatus.PENDING).update(status=TaskStatus.QUEUED, queued_at=now)
-            transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
-        statuses.update({t: TaskStatus.QUEUED for t in decided.to_queue})
-        if kept:
-            # A pending task run has never been attempted, so this claim makes it attempt 1.
-            TaskRun.objects.filter(id=kept[0], status=TaskStatus.PENDING).update(
-                status=TaskStatus.RUNNING, attempt=1, queued_at=now, started_at=now, heartbeat_at=now,
-                worker=worker_name())
-            statuses[kept[1]] = TaskStatus.RUNNING
-    _finish_run_if_done(run, statuses, spec)
+    ready, waits = _decide_downstream(run.id, spec, task_id, str(status), now)
+    kept = next((candidate for candidate in ready if candidate[2] == keep_local_queue), None)
+    to_send = [(task_run_id, queue) for task_run_id, _, queue in ready if kept is None or task_run_id != kept[0]]
+    if to_send:
+        TaskRun.objects.filter(id__in=[task_run_id for task_run_id, _ in to_send],
+                               status=TaskStatus.PENDING).update(status=TaskStatus.QUEUED, queued_at=now)
+        transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
+    if kept:
+        # A pending task run has never been attempted, so this claim makes it attempt 1.
+        TaskRun.objects.filter(id=kept[0], status=TaskStatus.PENDING).update(
+            status=TaskStatus.RUNNING, attempt=1, queued_at=now, started_at=now, heartbeat_at=now,
+            worker=worker_name())
+    if not ready and not waits:
+        _finish_run_if_done(run, spec)
     if kept is None:
         return None
-    task_run_id, task_id, queue = kept
-    return TaskRun(id=task_run_id, run_id=run.id, task_id=task_id, attempt=1, queue=queue, logs="", attempts=[],
-                   status=TaskStatus.RUNNING, started_at=now, worker=worker_name())
+    task_run_id, kept_task_id, queue = kept
+    return TaskRun(id=task_run_id, run_id=run.id, task_id=kept_task_id, attempt=1, queue=queue, logs="",
+                   attempts=[], status=TaskStatus.RUNNING, started_at=now, worker=worker_name())
 
 
-def _finish_run_if_done(run: WorkflowRun, statuses: dict, spec: WorkflowSpec) -> None:
-    outcome = run_outcome(statuses)
-    if outcome is None:
+def _decide_downstream(run_id: int, spec: WorkflowSpec, task_id: str, status: str,
+                       now) -> tuple[list[tuple[int, str, str]], bool]:
+    """Count `task_id` final in its pending direct downstream rows and decide each from its counters; a row
+    skipped here is counted final in its own downstream rows in turn (a worklist: a long chain of skips needs no
+    recursion). Returns the rows to start, (id, task_id, queue) in creation order, and whether a row still waits.
+    """
+    decided: dict[int, tuple[str, str, str]] = {}  # row id -> (decision, task_id, queue); the first RUN/SKIP holds
+    finished = [(task_id, status)]
+    while finished:
+        done_id, done_status = finished.pop()
+        downstream = spec.downstream.get(done_id)
+        if not downstream:
+            continue
+        skipped: dict[str, list[int]] = {}  # reason -> row ids
+        for row_id, row_task, queue, left, succeeded, failed in _count_final(run_id, downstream, done_status):
+            if decided.get(row_id, (None,))[0] == RUN:
+                continue  # a one_failed/one_success task already started by an earlier upstream in this worklist
+            task = spec.tasks[row_task]
+            decision = count_decision(task.trigger_rule, len(set(task.depends_on)), left, succeeded, failed)
+            decided[row_id] = (decision, row_task, queue)
+            if decision == SKIP:
+                skipped.setdefault(count_skip_reason(task.trigger_rule, done_id, done_status), []).append(row_id)
+                finished.append((row_task, TaskStatus.SKIPPED.value))
+        for reason, row_ids in skipped.items():
+            TaskRun.objects.filter(id__in=row_ids, status=TaskStatus.PENDING).update(
+                status=TaskStatus.SKIPPED, finished_at=now, error=reason)
+    ready = sorted((row_id, row_task, queue) for row_id, (decision, row_task, queue) in decided.items()
+                   if decision == RUN)
+    return ready, any(decision not in (RUN, SKIP) for decision, _, _ in decided.values())
+
+
+def _count_final(run_id: int, task_ids: tuple[str, ...], status: str) -> list[tuple]:
+    """One UPDATE: count an upstream final as `status` in the still-pending top-level rows of `task_ids`; returns
+    (id, task_id, queue, upstream_left, upstream_succeeded, upstream_failed) of each row it changed."""
+    placeholders = ", ".join(["%s"] * len(task_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {TaskRun._meta.db_table} SET upstream_left = upstream_left - 1,"
+            f" upstream_succeeded = upstream_succeeded + %s, upstream_failed = upstream_failed + %s"
+            f" WHERE run_id = %s AND item_index IS NULL AND status = %s AND task_id IN ({placeholders})"
+            f" RETURNING id, task_id, queue, upstream_left, upstream_succeeded, upstream_failed",
+            [int(status == TaskStatus.SUCCEEDED), int(status == TaskStatus.FAILED), run_id,
+             TaskStatus.PENDING.value, *task_ids])
+        return cursor.fetchall()
+
+
+_UNFINISHED = [TaskStatus.PENDING.value, TaskStatus.QUEUED.value, TaskStatus.RUNNING.value, TaskStatus.WAITING.value]
+
+
+def _finish_run_if_done(run: WorkflowRun, spec: WorkflowSpec) -> None:
+    """With the run row locked: once no top-level task run is unfinished (one index probe, the partial index
+    `taskrun_unfinished`), end the run with the outcome of SPEC §3, read once."""
+    top = TaskRun.objects.filter(run_id=run.id, item_index__isnull=True)
+    if top.filter(status__in=_UNFINISHED).exists():
         return
+    ended = set(top.filter(status__in=[TaskStatus.FAILED, TaskStatus.CANCELLED])
+                .values_list("status", flat=True).distinct())
+    outcome = (RunStatus.FAILED if TaskStatus.FAILED in ended
+               else RunStatus.CANCELLED if TaskStatus.CANCELLED in ended else RunStatus.SUCCEEDED)
+    _finish_run(run, outcome, spec)
+
+
+def _finish_run(run: WorkflowRun, outcome: RunStatus, spec: WorkflowSpec) -> None:
     if WorkflowRun.objects.filter(id=run.id, status=RunStatus.RUNNING).update(status=str(outcome),
                                                                              finished_at=timezone.now()):
         transaction.on_commit(lambda: run_finished_announce(run.id))
@@ -734,7 +835,7 @@ def _recover_zombie(task_run: TaskRun, now) -> int:
         if mine.update(status=final, finished_at=now, error=message, failure=failure, logs=logs,
                        attempts=task_run.attempts + [entry]):
             if final == TaskStatus.FAILED:
-                _after_final(run, spec, task_run)
+                _after_final(run, spec, task_run, final)
             return 1
     return 0
 
@@ -951,13 +1052,13 @@ def _item_context(task_run: TaskRun) -> dict:
     return {"item": value, "index": task_run.item_index}
 
 
-def _after_final(run: WorkflowRun, spec: WorkflowSpec, task_run: TaskRun,
+def _after_final(run: WorkflowRun, spec: WorkflowSpec, task_run: TaskRun, status: str | None = None,
                  keep_local_queue: str | None = None) -> TaskRun | None:
-    """With the run row locked, once `task_run` is final: an item moves its for_each task on; any other task
-    run advances the run."""
+    """With the run row locked, once `task_run` is final as `status` (by default its `status`): an item moves
+    its for_each task on; any other task run advances the run."""
     if task_run.item_index is not None:
         return _for_each_item_done(run, spec, task_run.task_id, task_run.item_index, keep_local_queue=keep_local_queue)
-    return _advance_run(run, spec, keep_local_queue=keep_local_queue)
+    return _advance_run(run, spec, task_run.task_id, status or task_run.status, keep_local_queue=keep_local_queue)
 
 
 def _for_each_start(task_run: TaskRun, task: TaskSpec, spec: WorkflowSpec, context: dict, *,
@@ -975,7 +1076,7 @@ def _for_each_start(task_run: TaskRun, task: TaskSpec, spec: WorkflowSpec, conte
             failure = str(expansion.failure) if expansion.failure else ""
             if mine.update(status=str(expansion.status), error=expansion.error, failure=failure, finished_at=now,
                            logs=_joined_logs(task_run, f"[{expansion.error}]")):
-                return _advance_run(run, spec, keep_local_queue=keep_local_queue)
+                return _advance_run(run, spec, task.id, str(expansion.status), keep_local_queue=keep_local_queue)
             return None
         if not mine.update(status=TaskStatus.WAITING, inputs={"for_each": expansion.items}, worker="",
                            heartbeat_at=None, logs=_joined_logs(task_run, f"[{len(expansion.items)} items]")):
@@ -1040,7 +1141,7 @@ def _for_each_item_done(run: WorkflowRun, spec: WorkflowSpec, task_id: str, done
     if not parent.update(status=str(result.status), output=result.output, error=result.error, failure=failure,
                          finished_at=timezone.now()):
         return None
-    return _advance_run(run, spec, keep_local_queue=keep_local_queue)
+    return _advance_run(run, spec, task_id, str(result.status), keep_local_queue=keep_local_queue)
 
 
 def _for_each_start_next(run: WorkflowRun, task: TaskSpec, after_index: int, *,

@@ -110,6 +110,30 @@ def rule_decision(rule: str, upstream: list[str]) -> str:
     return RUN if all(s == TaskStatus.SUCCEEDED for s in upstream) else WAIT
 
 
+def count_decision(rule: str, total: int, left: int, succeeded: int, failed: int) -> str:
+    """`rule_decision` from counts of the task's distinct upstream tasks: `total`, how many are not final yet
+    (`left`), succeeded, failed; the rest (total - left - succeeded - failed) were skipped or cancelled. A
+    completion then decides its downstream tasks from one counter row each, whatever the size of the run."""
+    if total == 0:
+        return RUN
+    final = left == 0
+    if rule == TriggerRule.ALL_DONE:
+        return RUN if final else WAIT
+    if rule == TriggerRule.ONE_FAILED:
+        return RUN if failed else (SKIP if final else WAIT)
+    if rule == TriggerRule.ONE_SUCCESS:
+        return RUN if succeeded else (SKIP if final else WAIT)
+    # TriggerRule.ALL_SUCCESS
+    if failed or total - left - succeeded - failed:
+        return SKIP
+    return RUN if succeeded == total else WAIT
+
+
+def count_skip_reason(rule: str, upstream_task: str, upstream_status: str) -> str:
+    """`skip_reason` when the task's rule was settled by `upstream_task` becoming final as `upstream_status`."""
+    return skip_reason(rule, {upstream_task: upstream_status})
+
+
 @dataclass
 class Advance:
     to_queue: list[str]

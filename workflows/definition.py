@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import jsonschema
@@ -84,6 +85,15 @@ class WorkflowSpec:
     @property
     def depends_on(self) -> dict[str, tuple[str, ...]]:
         return {task_id: task.depends_on for task_id, task in self.tasks.items()}
+
+    @cached_property
+    def downstream(self) -> dict[str, tuple[str, ...]]:
+        """Each task's direct dependents, in definition order; computed once, as a spec never changes."""
+        dependents: dict[str, list[str]] = {}
+        for task_id, task in self.tasks.items():
+            for dep in dict.fromkeys(task.depends_on):
+                dependents.setdefault(dep, []).append(task_id)
+        return {task_id: tuple(tasks) for task_id, tasks in dependents.items()}
 
     def levels(self) -> list[list[str]]:
         return plan_levels(self.depends_on)
