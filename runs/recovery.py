@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 EPOCH_KEY = "flowforge:broker-epoch"
 # A queue longer than this is not read message by message (a backlog): its task runs wait for the timed re-send.
 SMALL_QUEUE = 200
-UNACKED_KEY = "unacked"  # kombu's Redis transport: messages delivered to a worker and not acknowledged yet
 # pg_try_advisory_lock key: one sweeper at a time across every worker ("flow" in ASCII).
 SWEEP_LOCK = 0x666C6F77
 
@@ -82,7 +81,7 @@ def missing_messages(calls: list[tuple[str, int, str]]) -> list[tuple[str, int, 
     if client is None or not calls:
         return []
     try:
-        queues = {queue for _, _, queue in calls}
+        queues = {_key(queue) for _, _, queue in calls}
         with client.pipeline(transaction=False) as pipe:
             for queue in queues:
                 pipe.llen(queue)
@@ -93,13 +92,27 @@ def missing_messages(calls: list[tuple[str, int, str]]) -> list[tuple[str, int, 
         with client.pipeline(transaction=True) as pipe:
             for queue in readable:
                 pipe.lrange(queue, 0, -1)
-            pipe.hvals(UNACKED_KEY)
+            pipe.hvals(_unacked_key())
             *waiting, held = pipe.execute()
     except redis.RedisError:
         return []
     present = {_call_of(raw) for raw in [*(m for messages in waiting for m in messages), *held]}
     return [(task, arg, queue) for task, arg, queue in calls
-            if queue in readable and (task, arg) not in present]
+            if _key(queue) in readable and (task, arg) not in present]
+
+
+def _key(name: str) -> str:
+    """The Redis key kombu's transport uses for `name` (a queue, its unacked hash) under the broker's options."""
+    return _transport_options().get("global_keyprefix", "") + name
+
+
+def _unacked_key() -> str:
+    # kombu's Redis transport keeps messages delivered to a worker and not acknowledged yet in this hash.
+    return _key(_transport_options().get("unacked_key", "unacked"))
+
+
+def _transport_options() -> dict:
+    return current_app.conf.broker_transport_options or {}
 
 
 def _call_of(raw: bytes) -> tuple[str, object] | None:

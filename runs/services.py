@@ -743,7 +743,8 @@ def sweep(*, now=None) -> dict[str, int]:
         counts["requeued"] += _resend_task_runs(_queued_long_ago(now), now) + _resend_lost_messages(now)
         counts["restarted"] += _resend_lost_run_starts(now)
     counts.update(_sweep_children_and_failures(now))
-    workers.forget_dead(now)
+    if recovery.due("forget-dead-workers", 600):
+        workers.forget_dead(now)
     return counts
 
 
