@@ -7,13 +7,18 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+
+from jinja2 import Environment, TemplateSyntaxError, nodes
 
 from workflows.definition import TaskSpec
 from workflows.limits import MAX_OUTPUT_BYTES, json_size
 from workflows.templating import TemplateRenderError, render_value
 
 from .states import FailureKind, TaskStatus
+
+_PARSER = Environment()  # parsing only: which names the templates read, never rendering
 
 # Actions that need the web app and workers (a resume URL, another run, a waiting HTTP caller): the CLI refuses them.
 SERVER_ONLY_ACTIONS = frozenset({"flow.approval", "flow.run_workflow", "flow.respond"})
@@ -91,6 +96,57 @@ def reads_steps(task: TaskSpec) -> bool:
     item runs without loading them. A mention anywhere in the text counts, so a doubt loads them."""
     text = json.dumps([task.when, task.inputs], default=str)
     return "steps" in text or "tasks" in text
+
+
+_STEP_NAMES = frozenset({"steps", "tasks"})
+
+
+def named_steps(task: TaskSpec) -> frozenset[str] | None:
+    """The tasks whose results the task's templates name statically (`steps.fetch`, `tasks['fetch']`), so only
+    those rows are read; None when a template reads `steps`/`tasks` any other way (a loop, a computed key)."""
+    return _named_steps(json.dumps([task.when, task.inputs, task.for_each], sort_keys=True, default=str))
+
+
+@lru_cache(maxsize=2048)
+def _named_steps(text: str) -> frozenset[str] | None:
+    if "steps" not in text and "tasks" not in text:
+        return frozenset()
+    names: set[str] = set()
+    for template in _strings(json.loads(text)):
+        if "steps" not in template and "tasks" not in template:
+            continue
+        try:
+            tree = _PARSER.parse(template)
+        except (TemplateSyntaxError, RecursionError):
+            return None
+        found = _static_names(tree)
+        if found is None:
+            return None
+        names |= found
+    return frozenset(names)
+
+
+def _static_names(tree: nodes.Node) -> set[str] | None:
+    uses = [n for n in tree.find_all(nodes.Name) if n.name in _STEP_NAMES]
+    keys = [n.attr for n in tree.find_all(nodes.Getattr) if _is_step_name(n.node)]
+    keys += [n.arg.value for n in tree.find_all(nodes.Getitem)
+             if _is_step_name(n.node) and isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str)]
+    return set(keys) if len(keys) == len(uses) else None
+
+
+def _is_step_name(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Name) and node.name in _STEP_NAMES and node.ctx == "load"
+
+
+def _strings(value: Any):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def too_large() -> Outcome:

@@ -345,7 +345,7 @@ def _execute_claimed(task_run: TaskRun, *, keep_local_queue: str | None) -> Task
     expanding = task.for_each is not None and task_run.item_index is None
     context = template_context(
         trigger=run.trigger,
-        task_results=_upstream_results(run.id) if expanding or _item_reads_steps(task_run, task) else {},
+        task_results=_upstream_results(run.id, task) if expanding or _item_reads_steps(task_run, task) else {},
         run={"id": run.id, "workflow": run.workflow.name,
              "started_at": run.started_at.isoformat() if run.started_at else None,
              "resume_urls": _resume_urls(run.id, spec)},
@@ -387,11 +387,18 @@ def _uses_templates(task) -> bool:
     return has_template(task.when) or any(has_template(v) or isinstance(v, (dict, list)) for v in task.inputs.values())
 
 
-def _upstream_results(run_id: int) -> dict[str, dict]:
+def _upstream_results(run_id: int, task: TaskSpec) -> dict[str, dict]:
+    """The results the task's templates can read: only the tasks they name when that is known statically, so a
+    templated task reads a few rows, not one per finished task of the run."""
+    names = foreach.named_steps(task)
+    if names is not None and not names:
+        return {}
     rows = TaskRun.objects.filter(
         run_id=run_id, item_index__isnull=True, status__in=[TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED]
-    ).values("task_id", "status", "output")
-    return {row["task_id"]: row for row in rows}
+    )
+    if names is not None:
+        rows = rows.filter(task_id__in=sorted(names))
+    return {row["task_id"]: row for row in rows.values("task_id", "status", "output")}
 
 
 def _heartbeat(task_run: TaskRun) -> None:
