@@ -263,7 +263,9 @@ def measure(runs: int) -> bool:
         clients[user.username].force_login(user)
     informational = {"admin workflow page (graph, storage used)"}  # sums a whole history; not a list page
     ok = True
-    print(f"\n{SAMPLES} requests per page, Django test client (target: median <= {TARGET_MS:.0f} ms)")
+    load = ", ".join(f"{figure:.1f}" for figure in os.getloadavg())
+    print(f"\n{SAMPLES} requests per page, Django test client (target: median <= {TARGET_MS:.0f} ms); "
+          f"load average {load} on {os.cpu_count()} cores (a shared machine is noisy)")
     print(f"  {'page':<58} {'user':<12} {'median':>8} {'max':>8}")
     for who, label, url in pages(runs):
         samples = timed_ms(clients[who], url)
