@@ -38,6 +38,9 @@ class WorkflowRun(models.Model):
             models.Index(fields=["workflow", "-id"], name="run_workflow_newest"),
             models.Index(fields=["status", "-id"], name="run_status_newest"),
             models.Index(fields=["-created_at"], name="run_created"),
+            # The admin run list sorts by these columns; without an index a sort reads every run.
+            models.Index(fields=["trigger_kind", "-id"], name="run_trigger_kind_newest"),
+            models.Index(fields=["started_at"], name="run_started"),
         ]
 
     def __str__(self) -> str:
