@@ -209,3 +209,12 @@ def test_after_a_flush_every_queued_task_run_and_run_is_sent_again_once(broker):
     assert waiting_task_runs(broker) == [task_run.id]
     assert any(recovery._call_of(m) == ("runs.start_run", queued_run.id) for m in broker.lrange("default", 0, -1))
     assert services.sweep()["requeued"] == 0
+
+
+def test_rows_of_workers_dead_for_an_hour_are_forgotten(broker, monkeypatch):
+    monkeypatch.setattr(recovery, "_last_done", {})  # as in a worker whose sweeper did not forget yet
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(name="elsewhere:1", beat_at=now - workers.FORGET_AFTER - timedelta(minutes=1))
+    WorkerHeartbeat.objects.create(name="elsewhere:2", beat_at=now - timedelta(minutes=10))  # dead, not forgotten
+    services.sweep(now=now)
+    assert set(WorkerHeartbeat.objects.values_list("name", flat=True)) == {"elsewhere:2"}
