@@ -5,20 +5,29 @@ Two ways, chosen by where the publish happens:
 * inside a Celery task (a worker): Celery's pooled producer, the broker's configured timeouts and one retry. A
   worker has time, and a message it fails to send is only found again by the recovery sweep.
 * anywhere else (a web request answering a client, a command): fail fast, since the row is already committed and
-  the sweeper sends it anyway. One attempt on a per-thread connection kept open between requests, whose socket and
-  connect timeouts are FAST_TIMEOUT_SECONDS; after a failure this process stops trying for BREAKER_SECONDS, so
-  during an outage (a frozen or unreachable broker) only the first request pays the timeout, not every one.
+  the sweeper sends it anyway. One attempt, with socket and connect timeouts of FAST_TIMEOUT_SECONDS, on a
+  connection kept open between requests; after a failure this process stops trying for BREAKER_SECONDS, so during
+  an outage (a frozen or unreachable broker) only the first request pays the timeout, not every one.
 
-Both send an ordinary Celery message through `send_task`, so workers cannot tell them apart.
+On a Redis broker the fail-fast publish of a plain call (no countdown, no routes) is one LPUSH of the message
+Celery's `send_task` would store, written here: Celery and kombu spend ten times the CPU of the LPUSH building
+it, a quarter of a webhook's accept cost (bench/webhooks.py). Workers cannot tell the two apart
+(triggers/tests/test_webhook_accept_path.py compares them field by field).
 """
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
+import socket
 import threading
 import time
+import uuid
+from functools import cache
 from typing import Any
 
+import redis
 from celery import current_app, current_task
 
 log = logging.getLogger(__name__)
@@ -47,11 +56,67 @@ def _publish_fast(name: str, args: tuple, options: dict) -> None:
     if time.monotonic() < _closed_until:
         raise BrokerUnavailable(f"the broker failed less than {BREAKER_SECONDS:.0f} s ago; not trying again yet")
     try:
-        current_app.send_task(name, args, producer=_producer(), retry=False, **options)
+        app = current_app._get_current_object()
+        route = _plain_route(app, options)
+        if route is None:
+            app.send_task(name, args, producer=_producer(), retry=False, **options)
+        else:
+            client, queue = route
+            client.lpush(queue, task_message(name, args, queue, reply_to=app.thread_oid))
     except Exception:
         _closed_until = time.monotonic() + BREAKER_SECONDS
         _drop_producer()
         raise
+
+
+def _plain_route(app, options: dict) -> tuple[redis.Redis, str] | None:
+    """(client, queue) to LPUSH this call's message with, or None when Celery itself must send it."""
+    if any(value is not None for key, value in options.items() if key != "queue"):  # countdown, eta...
+        return None
+    plain = _plain_default(app)
+    return None if plain is None else (plain[0], options.get("queue") or plain[1])
+
+
+@cache
+def _plain_default(app) -> tuple[redis.Redis, str] | None:
+    """(client, default queue) when `app` sends plain calls as one LPUSH: Redis, protocol 2, JSON, no routes and
+    no key prefix. Decided once per app: its configuration lookups cost more than the LPUSH."""
+    conf = app.conf
+    if (conf.task_routes or not conf.broker_url.startswith(("redis://", "rediss://"))
+            or conf.broker_transport_options.get("global_keyprefix") or conf.task_serializer != "json"
+            or conf.task_protocol != 2):
+        return None
+    # redis-py's pool is thread-safe and starts afresh in a forked child.
+    client = redis.Redis.from_url(conf.broker_url, socket_timeout=FAST_TIMEOUT_SECONDS,
+                                  socket_connect_timeout=FAST_TIMEOUT_SECONDS)
+    return client, conf.task_default_queue
+
+
+def task_message(name: str, args: tuple, queue: str, *, reply_to: str = "") -> bytes:
+    """The message Celery (protocol 2, JSON) and kombu's Redis transport store for `send_task(name, args)`."""
+    task_id = str(uuid.uuid4())
+    body = json.dumps([list(args), {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    return json.dumps({
+        "body": base64.b64encode(body.encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            "lang": "py", "task": name, "id": task_id, "shadow": None, "eta": None, "expires": None, "group": None,
+            "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id, "parent_id": None,
+            "argsrepr": repr(tuple(args)), "kwargsrepr": "{}", "origin": _origin(os.getpid()), "ignore_result": None,
+            "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+        },
+        "properties": {
+            "correlation_id": task_id, "reply_to": reply_to, "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0, "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }).encode()
+
+
+@cache
+def _origin(pid: int) -> str:
+    return f"gen{pid}@{socket.gethostname()}"
 
 
 def _producer():

@@ -1,8 +1,11 @@
 """The webhook accept path under faults, on production's server (gunicorn): a broker that accepts connections
 and never answers costs a delivery at most a second (and the next ones nothing), the run is stored all the same;
-a database connection the server dropped between two deliveries is replaced without the sender noticing."""
+a database connection the server dropped between two deliveries is replaced without the sender noticing; the web
+path's own publish stores exactly the message Celery would."""
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import subprocess
 import sys
@@ -10,9 +13,11 @@ import threading
 import time
 
 import pytest
+from celery import current_app
 from django.db import connection
 
 from automation.testing import ROOT, WORKER_APPLICATION_NAME, free_port, wait_for, worker_environment
+from runs.broker import publish
 from runs.models import WorkflowRun
 from triggers.models import WebhookDelivery
 from triggers.tests.test_webhook_hardening import ServerProcess, sign
@@ -113,3 +118,21 @@ def test_a_dropped_database_connection_is_replaced_without_failing_the_next_deli
     assert WorkflowRun.objects.filter(workflow=workflow).count() == 4
     # Each accepted run's start reached the broker.
     wait_for(lambda: broker.llen("default") >= 4, timeout=5, message="four start messages in the queue")
+
+
+def test_the_web_paths_one_lpush_stores_the_message_celery_itself_would(broker):
+    def sent(publish) -> dict:
+        publish()
+        message = json.loads(broker.rpop("default"))
+        task_id = message["headers"]["id"]
+        assert message["headers"]["root_id"] == message["properties"]["correlation_id"] == task_id
+        for ids, key in ((message["headers"], "id"), (message["headers"], "root_id"),
+                         (message["properties"], "correlation_id"), (message["properties"], "delivery_tag")):
+            ids[key] = "<id>"
+        return message
+
+    celerys = sent(lambda: current_app.send_task("runs.start_run", (42,)))
+    ours = sent(lambda: publish("runs.start_run", (42,)))  # outside a worker: runs.broker's one LPUSH
+    assert ours == celerys
+    assert base64.b64decode(ours["body"]) == b'[[42], {}, {"callbacks": null, "errbacks": null, "chain": null, ' \
+                                             b'"chord": null}]'
