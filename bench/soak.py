@@ -4,8 +4,13 @@
 
 Starts gunicorn (4 sync workers), two `celery worker` processes (-c 1) and `celery beat` on a fresh database
 `flowforge_soak` and Redis db 6; a cron workflow fires every minute. Prints throughput, accept latency
-percentiles, the resident memory of the web and worker process trees after warm-up and at the end, and the
-runs accepted, finished and lost. Everything it starts is stopped (by process group) before it exits.
+percentiles, the resident memory of the web and worker process trees after warm-up and at the end, runs accepted
+per second vs finished per second during the load (finished >= accepted means the workers keep up), and after a
+drain window (--drain, 300 s) the runs accepted, finished, unfinished and lost, each counted apart:
+  - lost: answered 202 but no run row exists, or a run ended in a state other than succeeded;
+  - unfinished: the run row exists but is still queued/running when the drain window closed (a backlog, not a loss).
+Exit status 0 when nothing is lost or unfinished and memory grew at most 10%; 1 when a run was lost or memory grew;
+2 when only unfinished runs remain. Everything it starts is stopped (by process group) before it exits.
 """
 from __future__ import annotations
 
@@ -18,12 +23,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.webhooks import SECRET, free_port, post, request_bytes, start_gunicorn, wait_until_up  # noqa: E402
+from bench.webhooks import SECRET, free_port, request_bytes, start_gunicorn, wait_until_up  # noqa: E402
 
 DB_NAME = "flowforge_soak"
 ENV = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
@@ -102,17 +108,39 @@ def manual_request(token: str, workflow_id: int, api_token: str) -> bytes:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
+async def post(port: int, payload: bytes) -> tuple[int, int | None]:
+    """One request on a fresh connection: (HTTP status or 0 on a transport error, the run id a 202 names)."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        response = await asyncio.wait_for(reader.read(), timeout=10)
+        writer.close()
+    except (OSError, asyncio.TimeoutError):
+        return 0, None
+    head, _, body = response.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 0
+    try:
+        run_id = json.loads(body).get("run_id") if status == 202 else None
+    except (ValueError, AttributeError):
+        run_id = None
+    return status, run_id
+
+
 async def load(port: int, hook_token: str, manual_id: int, api_token: str, seconds: float, webhook_rate: float,
                manual_rate: float) -> dict:
     """Two open-loop streams on one event loop; latency counts from each request's due time."""
     loop = asyncio.get_running_loop()
     latencies: dict[str, list[float]] = {"webhook": [], "manual": []}
     statuses: dict[str, Counter] = {"webhook": Counter(), "manual": Counter()}
+    run_ids: list[int | None] = []  # one per 202: None when its body named no run
 
     async def one(kind: str, payload: bytes, due: float) -> None:
-        status = await post(port, payload)
+        status, run_id = await post(port, payload)
         latencies[kind].append(loop.time() - due)
         statuses[kind][status] += 1
+        if status == 202:
+            run_ids.append(run_id)
 
     async def stream(kind: str, rate: float, make) -> None:
         start, n, tasks = loop.time(), 0, []
@@ -124,7 +152,7 @@ async def load(port: int, hook_token: str, manual_id: int, api_token: str, secon
 
     await asyncio.gather(stream("webhook", webhook_rate, lambda n: request_bytes(hook_token, n)),
                          stream("manual", manual_rate, lambda n: manual_request(api_token, manual_id, api_token)))
-    return {"latencies": latencies, "statuses": statuses}
+    return {"latencies": latencies, "statuses": statuses, "run_ids": run_ids}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -138,6 +166,7 @@ def main() -> int:
     parser.add_argument("--webhook-rate", type=float, default=40)
     parser.add_argument("--manual-rate", type=float, default=2)
     parser.add_argument("--warmup", type=float, default=30)
+    parser.add_argument("--drain", type=float, default=300, help="seconds allowed after the load to finish runs")
     args = parser.parse_args()
 
     hook_token, manual_id, api_token = prepare()
@@ -151,12 +180,14 @@ def main() -> int:
     }
     try:
         wait_until_up(port, processes["web"])
-        asyncio.run(load(port, hook_token, manual_id, api_token, args.warmup, args.webhook_rate, args.manual_rate))
+        warmup = asyncio.run(load(port, hook_token, manual_id, api_token, args.warmup, args.webhook_rate,
+                                  args.manual_rate))
         memory_start = {name: tree_rss_mib(p.pid) for name, p in processes.items() if name != "beat"}
-        began = time.monotonic()
+        began, began_at = time.monotonic(), datetime.now(timezone.utc)
         result = asyncio.run(load(port, hook_token, manual_id, api_token, args.seconds, args.webhook_rate,
                                   args.manual_rate))
         load_seconds = time.monotonic() - began
+        load_end_at = began_at + timedelta(seconds=load_seconds)
         memory_end = {name: tree_rss_mib(p.pid) for name, p in processes.items() if name != "beat"}
 
         from django.db.models import Count
@@ -166,12 +197,18 @@ def main() -> int:
         def counts():
             return dict(WorkflowRun.objects.values_list("status").annotate(n=Count("id")))
 
-        deadline = time.monotonic() + 300
+        finished_in_load = WorkflowRun.objects.filter(finished_at__gte=began_at, finished_at__lt=load_end_at).count()
+        deadline = time.monotonic() + args.drain
         while time.monotonic() < deadline and any(s not in FINAL for s in counts()):
             time.sleep(1)
         drained = time.monotonic() - began - load_seconds
         by_status = counts()
         by_workflow = dict(WorkflowRun.objects.values_list("workflow__name").annotate(n=Count("id")))
+        accepted_ids = [i for i in warmup["run_ids"] + result["run_ids"] if i is not None]
+        stored_ids = set(WorkflowRun.objects.filter(id__in=accepted_ids).values_list("id", flat=True))
+        missing = len(accepted_ids) - len(stored_ids) + (warmup["run_ids"] + result["run_ids"]).count(None)
+        failed = dict(WorkflowRun.objects.filter(status__in=[s for s in FINAL if s != "succeeded"])
+                      .values_list("status").annotate(n=Count("id")))
     finally:
         for process in processes.values():
             if process.poll() is None:
@@ -185,6 +222,7 @@ def main() -> int:
     accepted = sum(result["statuses"][k][202] for k in ("webhook", "manual"))
     finished = sum(by_status.get(s, 0) for s in FINAL)
     stored = sum(by_status.values())
+    unfinished = stored - finished
     print(f"soak: {args.seconds:.0f} s of load after {args.warmup:.0f} s warm-up; gunicorn 4 sync workers, "
           f"2 Celery workers (-c 1), beat; PostgreSQL + Redis")
     for kind, rate in (("webhook", args.webhook_rate), ("manual", args.manual_rate)):
@@ -192,16 +230,25 @@ def main() -> int:
         print(f"{kind:8} offered {rate:g}/s: {len(values)} requests, answers {dict(answers)}, accept ms p50 "
               f"{percentile(values, 50):.1f} p99 {percentile(values, 99):.1f} max {percentile(values, 100):.1f}")
     print(f"runs by workflow: {by_workflow}")
-    print(f"runs by status: {by_status}; throughput {finished / (load_seconds + drained):.1f} runs/s; "
-          f"backlog drained {drained:.0f} s after the load stopped")
+    verdict = "keeping up" if finished_in_load >= accepted else "falling behind"
+    print(f"during the load: accepted {accepted / load_seconds:.1f}/s, "
+          f"finished {finished_in_load / load_seconds:.1f}/s "
+          f"({verdict}: finished >= accepted is the goal)")
+    print(f"runs by status: {by_status}; throughput {finished / (load_seconds + drained):.1f} runs/s over load and "
+          f"drain; " + (f"backlog drained {drained:.0f} s after the load stopped" if not unfinished else
+                        f"backlog NOT drained within the {args.drain:.0f} s drain window"))
     for name in memory_start:
         growth = (memory_end[name] / memory_start[name] - 1) * 100
         print(f"memory {name:8} {memory_start[name]:7.1f} MiB -> {memory_end[name]:7.1f} MiB ({growth:+.1f}%)")
-    # Runs created during warm-up count too: every accepted request and cron fire must be stored and final.
-    lost = stored - finished
-    print(f"accepted {accepted} (+ warm-up and cron), stored {stored}, finished {finished}, lost {lost}")
+    # Runs created during warm-up count too: every accepted request and cron fire must be stored and succeed.
+    lost = missing + sum(failed.values())
+    print(f"accepted {accepted} (+ {len(warmup['run_ids'])} in warm-up, and cron), stored {stored}, "
+          f"finished {finished}, unfinished at the drain deadline {unfinished}, lost {lost} "
+          f"({missing} accepted without a run row, {sum(failed.values())} ended {failed or 'otherwise'})")
     growth_ok = all(memory_end[n] <= memory_start[n] * 1.10 for n in memory_start)
-    return 0 if lost == 0 and growth_ok else 1
+    if lost or not growth_ok:
+        return 1
+    return 2 if unfinished else 0
 
 
 if __name__ == "__main__":
