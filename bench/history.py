@@ -75,7 +75,8 @@ INSERT_RUNS = """
            NULL
     FROM generate_series(1, %(n)s) AS g
     JOIN (SELECT id, current_version_id, row_number() OVER (ORDER BY id) - 1 AS k
-          FROM workflows_workflow WHERE name LIKE 'bench %%') AS w ON w.k = g %% %(w)s
+          FROM workflows_workflow WHERE name LIKE 'bench %%' AND owner_id = %(owner)s) AS w
+      ON w.k = g %% %(w)s
 """
 # Runs: newest last, one every 30 s, spread over the workflows; 10% failed, ~3% cancelled, the newest 100 still
 # running (half of them with a waiting task). Ten task runs per run, as a chain would leave them.
@@ -128,8 +129,10 @@ def fill(runs: int, tasks_per_run: int, refill: bool) -> None:
     users = get_user_model()
     owner = users.objects.filter(username="bench").first() or users.objects.create_superuser("bench", password="bench")
     Workflow.objects.filter(name__startswith="bench ").update(owner=owner)  # scoped_users() lent one out
-    for index in range(WORKFLOWS):
-        workflow_save(source=chain_definition(index, tasks_per_run), owner=owner)
+    existing = {workflow.name: workflow for workflow in Workflow.objects.filter(owner=owner)}
+    for index in range(WORKFLOWS):  # a create never updates: an existing one gets a new version if it changed
+        workflow_save(source=chain_definition(index, tasks_per_run), owner=owner,
+                      workflow=existing.get(f"bench {index}"))
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE runs_taskrun, runs_workflowrun RESTART IDENTITY CASCADE")
         indexes = secondary_indexes(cursor)
@@ -138,7 +141,7 @@ def fill(runs: int, tasks_per_run: int, refill: bool) -> None:
         # Bench database only: no foreign-key trigger per row (the rows are made consistent by construction).
         cursor.execute("SET session_replication_role = replica")
         cursor.execute("SET synchronous_commit = off")
-        cursor.execute(INSERT_RUNS, {"n": runs, "w": WORKFLOWS})
+        cursor.execute(INSERT_RUNS, {"n": runs, "w": WORKFLOWS, "owner": owner.id})
         cursor.execute("SELECT setval(pg_get_serial_sequence('runs_workflowrun', 'id'), %s)", [runs])
         cursor.execute(INSERT_TASK_RUNS, {"t": tasks_per_run})
         cursor.execute("SET session_replication_role = DEFAULT")
