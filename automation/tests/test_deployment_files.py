@@ -1,5 +1,7 @@
 """docker-compose.yml, Dockerfile and .env.example describe a deployable, closed-by-default stack."""
+import os
 import re
+import subprocess
 
 import pytest
 import yaml
@@ -21,9 +23,9 @@ def test_compose_defines_web_workers_beat_postgres_and_redis(compose):
     assert {"web", "worker", "beat", "postgres", "redis"} <= set(compose["services"])
 
 
-def test_web_runs_gunicorn_with_four_workers_and_production_settings(compose):
+def test_web_runs_gunicorn_with_four_workers_unless_web_workers_says_and_production_settings(compose):
     web = compose["services"]["web"]
-    assert re.search(r"gunicorn automation\.wsgi:application .*--workers 4", command_of(web))
+    assert re.search(r"gunicorn automation\.wsgi:application .*--workers \$\$\{WEB_WORKERS:-4\}", command_of(web))
     assert web["environment"]["DJANGO_SETTINGS_MODULE"] == "automation.settings_production"
     assert "/healthz" in " ".join(web["healthcheck"]["test"])
 
@@ -34,6 +36,24 @@ def test_workers_scale_and_beat_uses_the_database_scheduler(compose):
     assert "replicas" in worker["deploy"]
     assert command_of(beat).startswith("celery -A automation beat")
     assert "django_celery_beat.schedulers:DatabaseScheduler" in command_of(beat)
+
+
+def expand(service: dict, env: dict) -> list[str]:
+    """The argv a service's `sh -c` command execs, as the container's shell would expand it under `env`."""
+    shell, flag, script = service["command"]
+    assert (shell, flag) == ("sh", "-c") and script.startswith("exec ")
+    script = "printf '%s\\n' " + script.removeprefix("exec ").replace("$$", "$")  # compose turns $$ into $
+    return subprocess.run([shell, flag, script], env=env, capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_a_worker_runs_one_pool_process_per_cpu_unless_worker_concurrency_says_otherwise(compose):
+    worker, web = compose["services"]["worker"], compose["services"]["web"]
+    argv = expand(worker, {"PATH": os.environ["PATH"]})
+    assert argv[argv.index("-c") + 1] == str(len(os.sched_getaffinity(0)))
+    argv = expand(worker, {"PATH": os.environ["PATH"], "WORKER_CONCURRENCY": "7"})
+    assert argv[argv.index("-c") + 1] == "7"
+    argv = expand(web, {"PATH": os.environ["PATH"], "WEB_WORKERS": "3"})
+    assert argv[argv.index("--workers") + 1] == "3" and "*" in argv
 
 
 def test_every_app_service_reads_its_configuration_from_the_environment(compose):

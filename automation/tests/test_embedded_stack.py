@@ -6,6 +6,7 @@ a cron trigger) and stops it by signal. Every test owns the session it starts an
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -108,6 +109,34 @@ def test_when_one_child_dies_the_supervisor_stops_the_others_and_fails():
         assert "beat exited with status 3; stopping the others" in supervisor.stdout.read()
     finally:
         kill_session(supervisor.pid)
+
+
+STACK_ON_CPUS = """
+import json, os, sys
+os.sched_setaffinity(0, set(json.loads(sys.argv[1])))   # what a container's cpuset or taskset leaves us
+from automation.supervisor import stack_commands
+print(json.dumps(stack_commands(python="python")))
+"""
+
+
+def commands_on_cpus(cpus: set[int], **env: str) -> dict[str, list[str]]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("WORKER_CONCURRENCY", "WEB_WORKERS")}
+    out = subprocess.run([sys.executable, "-c", STACK_ON_CPUS, json.dumps(sorted(cpus))], cwd=ROOT,
+                         env={**clean, **env}, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def test_bin_start_sizes_the_worker_pool_and_the_web_workers_to_the_cpus_it_may_use_unless_told():
+    one = commands_on_cpus({0})
+    assert option(one["worker"], "-c") == "1" and option(one["web"], "--workers") == "3"
+    every = len(os.sched_getaffinity(0))
+    assert option(commands_on_cpus(os.sched_getaffinity(0))["worker"], "-c") == str(every)
+    told = commands_on_cpus({0}, WORKER_CONCURRENCY="5", WEB_WORKERS="2")
+    assert option(told["worker"], "-c") == "5" and option(told["web"], "--workers") == "2"
 
 
 # --- the real stack -----------------------------------------------------------------------------------------------
