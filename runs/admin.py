@@ -9,7 +9,7 @@ from datetime import datetime
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -137,19 +137,21 @@ class TriggerKindFilter(admin.SimpleListFilter):
 class EstimatedCountPaginator(Paginator):
     """The changelist's paginator at any history size.
 
-    COUNT(*) reads every matching row (seconds at millions of runs), so rows are counted exactly only up to
-    EXACT_COUNT_UP_TO; a longer list takes PostgreSQL's planner estimate. A deep page first reads its ids (an
+    COUNT(*) reads every matching row (seconds at millions of runs), so on PostgreSQL rows are counted exactly
+    only up to EXACT_COUNT_UP_TO; a longer list takes the planner's estimate. A deep page first reads its ids (an
     index-only walk past the offset), then only those rows with their workflow.
     """
 
     @cached_property
     def count(self) -> int:
+        if connection.vendor != "postgresql":
+            return self.object_list.count()  # the embedded SQLite holds a small history and has no cheap estimate
         bounded = self.object_list.order_by()[:EXACT_COUNT_UP_TO + 1].count()
         if bounded <= EXACT_COUNT_UP_TO:
             return bounded
         return max(planner_rows(self.object_list), bounded)
 
-    def page(self, number):
+    def page(self, number) -> Page:
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         if bottom < DEFERRED_JOIN_FROM:
@@ -159,9 +161,7 @@ class EstimatedCountPaginator(Paginator):
 
 
 def planner_rows(queryset) -> int:
-    """How many rows PostgreSQL expects `queryset` to return (0 on other databases: no cheap estimate there)."""
-    if connection.vendor != "postgresql":
-        return 0
+    """How many rows PostgreSQL expects `queryset` to return."""
     plan = json.loads(queryset.order_by().values("pk").explain(format="json"))
     return int(plan[0]["Plan"]["Plan Rows"])
 
