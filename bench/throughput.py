@@ -241,7 +241,7 @@ class Result:
 
 
 def closed_loop(backend: Backend, port: int, token: str, workflow_id: int, args: argparse.Namespace,
-                shape: str) -> Result:
+                shape: str, processes: dict[str, subprocess.Popen]) -> Result:
     """Keep `inflight` runs unfinished until warm-up + window are over, then let the last ones drain.
 
     The POSTs go through a pool of `inflight` threads, so the client's own accept latency does not cap the rate.
@@ -257,6 +257,7 @@ def closed_loop(backend: Backend, port: int, token: str, workflow_id: int, args:
                 pending.append(pool.submit(accept, port, token, workflow_id))
                 submitted += 1
             pending = _collect(pending, result)
+            check_alive(processes, backend.folder)
             time.sleep(args.poll)
         for future in pending:
             result.accept_seconds.append(future.result())
@@ -323,10 +324,8 @@ def bench_backend(kind: str, args: argparse.Namespace) -> bool:
               f"beat; closed loop, {args.inflight} runs in flight, {args.warmup:g} s warm-up then "
               f"{args.seconds:g} s measured; load average {_load()}", flush=True)
         for shape in shapes:
-            for name, process in processes.items():
-                if process.poll() is not None:
-                    raise SystemExit(f"{name} exited with {process.returncode}; logs in {folder}")
-            result = closed_loop(backend, port, prepared["token"], prepared["workflows"][shape], args, shape)
+            result = closed_loop(backend, port, prepared["token"], prepared["workflows"][shape], args, shape,
+                                 processes)
             ok = report(result) and ok
     finally:
         stop_stack(processes)
@@ -336,6 +335,12 @@ def bench_backend(kind: str, args: argparse.Namespace) -> bool:
     else:
         print(f"  logs and files kept in {folder}")
     return ok
+
+
+def check_alive(processes: dict[str, subprocess.Popen], folder: Path) -> None:
+    for name, process in processes.items():
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited with {process.returncode}; its log is in {folder}")
 
 
 def _load() -> str:
