@@ -1,10 +1,12 @@
 """The webhook gateway: `/hooks/<token>` → `202 {"run_id": N}`, for workflows with a `webhook` trigger.
 
 The accept path does the least work a durable answer allows: one indexed read of the workflow by token (the
-compiled definition comes from a per-process cache), one transaction inserting the run and the delivery, one
-broker publish after commit. It never waits on workers, so saturated workers do not slow the answer, unless
-the trigger says `respond: on_finish`: then it waits for the run's end, at most `respond_timeout` seconds after
-the request arrived (triggers.responses).
+compiled definition comes from a per-process cache), one round trip to count the rate limit, one statement
+inserting the run and the delivery, one broker publish after commit (runs.broker: fail-fast, so a frozen broker
+costs the first delivery under a second and the next ones nothing; the sweeper sends what was not published).
+`WebhookShortcut` routes `/hooks/` here before the session, CSRF and auth middleware. It never waits on workers,
+so saturated workers do not slow the answer, unless the trigger says `respond: on_finish`: then it waits for the
+run's end, at most `respond_timeout` seconds after the request arrived (triggers.responses).
 
 Order of checks: token and webhook trigger (404) → method (405, with Allow) → rate limit (429) → size (411,
 413) → signature (401) → disabled (409) → body (400) → accept (202, or 200 with the first run's id for a
@@ -12,7 +14,8 @@ repeated Idempotency-Key). Refusals after the method are stored as deliveries (s
 the head of the body) except 411, 413 and 429, whose point is to spend nothing.
 
 Rate limiting is a fixed window counter in Django's cache, per token. With Redis configured (settings.CACHES)
-the count is one across every web worker process; with the embedded LocMemCache it is per process.
+the count is one across every web worker process; with the embedded LocMemCache it is per process. While the
+cache fails, the limit is not checked (for CACHE_BREAKER_SECONDS after each failure).
 """
 from __future__ import annotations
 

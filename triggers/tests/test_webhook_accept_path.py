@@ -136,3 +136,25 @@ def test_the_web_paths_one_lpush_stores_the_message_celery_itself_would(broker):
     assert ours == celerys
     assert base64.b64decode(ours["body"]) == b'[[42], {}, {"callbacks": null, "errbacks": null, "chain": null, ' \
                                              b'"chord": null}]'
+
+
+def test_the_webhook_shortcut_still_sits_behind_the_https_redirect(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    workflow = signed_workflow("behind https")
+    body = b'{"n": 1}'
+    plain = client.post(workflow.webhook_path, data=body, content_type="application/json",
+                        headers={"X-Signature-256": sign(body)})
+    assert plain.status_code == 301 and plain["Location"].startswith("https://")
+    secure = client.post(workflow.webhook_path, data=body, content_type="application/json", secure=True,
+                         headers={"X-Signature-256": sign(body)})
+    assert secure.status_code == 202
+    assert WorkflowRun.objects.filter(workflow=workflow).count() == 1
+
+
+def test_a_path_below_a_webhook_token_is_not_a_webhook(client):
+    workflow = signed_workflow("no sub-paths")
+    body = b'{"n": 1}'
+    response = client.post(workflow.webhook_path + "/extra", data=body, content_type="application/json",
+                           headers={"X-Signature-256": sign(body)})
+    assert response.status_code == 404
+    assert not WorkflowRun.objects.filter(workflow=workflow).exists()
