@@ -230,7 +230,8 @@ def main() -> int:
         print(f"{kind:8} offered {rate:g}/s: {len(values)} requests, answers {dict(answers)}, accept ms p50 "
               f"{percentile(values, 50):.1f} p99 {percentile(values, 99):.1f} max {percentile(values, 100):.1f}")
     print(f"runs by workflow: {by_workflow}")
-    verdict = "keeping up" if finished_in_load >= accepted else "falling behind"
+    verdict = ("nothing accepted" if not accepted else
+               "keeping up" if finished_in_load >= accepted else "falling behind")
     print(f"during the load: accepted {accepted / load_seconds:.1f}/s, "
           f"finished {finished_in_load / load_seconds:.1f}/s "
           f"({verdict}: finished >= accepted is the goal)")
