@@ -154,6 +154,17 @@ def _read_limited(stream) -> bytes:
     return b"".join(chunks)
 
 
+def _headers(meta: dict) -> dict[str, str]:
+    """The request's headers, names lower-cased: what `request.headers` holds, without its per-name parsing."""
+    headers = {}
+    for key, value in meta.items():
+        if key.startswith("HTTP_"):
+            headers[key[5:].replace("_", "-").lower()] = value
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            headers[key.replace("_", "-").lower()] = value
+    return headers
+
+
 def _query(request) -> dict:
     try:
         return {key: values[0] if len(values) == 1 else values for key, values in request.GET.lists()}
@@ -261,7 +272,7 @@ def receive(request, token: str):
     except WebhookRejected as exc:
         return _error(exc.status, exc.path, exc.message)
 
-    headers = {name.lower(): value for name, value in request.headers.items()}
+    headers = _headers(request.META)
     stored = {"workflow": workflow, "method": request.method, "headers": headers, "query": {}, "raw_body": raw_body}
     try:
         stored["query"] = _query(request)
@@ -298,7 +309,8 @@ def receive(request, token: str):
     if config.respond == Respond.ON_FINISH:
         response = _answer_on_finish(run_id, deadline=received + config.respond_timeout)
     else:
-        response = JsonResponse({"run_id": run_id}, status=200 if repeated else 202)
+        response = HttpResponse(b'{"run_id": %d}' % run_id, content_type="application/json",
+                                status=200 if repeated else 202)
     if repeated:
         response["Idempotent-Replayed"] = "true"
     return response
