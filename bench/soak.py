@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.webhooks import SECRET, free_port, request_bytes, start_gunicorn, wait_until_up  # noqa: E402
+from bench.webhooks import SECRET, free_port, request_bytes, wait_until_up  # noqa: E402
 
 DB_NAME = "flowforge_soak"
 ENV = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
@@ -118,6 +118,8 @@ async def post(port: int, payload: bytes) -> tuple[int, int | None]:
     except (OSError, asyncio.TimeoutError):
         return 0, None
     head, _, body = response.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in head.lower():
+        body = dechunk(body)
     status_line = head.split(b"\r\n", 1)[0].split()
     status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 0
     try:
@@ -125,6 +127,18 @@ async def post(port: int, payload: bytes) -> tuple[int, int | None]:
     except (ValueError, AttributeError):
         run_id = None
     return status, run_id
+
+
+def dechunk(body: bytes) -> bytes:
+    """The payload of a chunked HTTP/1.1 body (a response without Content-Length)."""
+    payload = b""
+    while body:
+        size, _, body = body.partition(b"\r\n")
+        length = int(size.split(b";")[0] or b"0", 16)
+        if not length:
+            break
+        payload, body = payload + body[:length], body[length + 2:]
+    return payload
 
 
 async def load(port: int, hook_token: str, manual_id: int, api_token: str, seconds: float, webhook_rate: float,
@@ -173,7 +187,8 @@ def main() -> int:
     port = free_port()
     celery = [sys.executable, "-m", "celery", "-A", "automation"]
     processes = {
-        "web": start_gunicorn(port, 4, ENV),
+        "web": start("web", [str(ROOT / ".venv/bin/gunicorn"), "--workers", "4", "--worker-class", "sync",
+                             "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "automation.wsgi:application"]),
         "worker1": start("worker1", [*celery, "worker", "-n", "soak1@%h", "-c", "1", "-l", "warning"]),
         "worker2": start("worker2", [*celery, "worker", "-n", "soak2@%h", "-c", "1", "-l", "warning"]),
         "beat": start("beat", [*celery, "beat", "-l", "warning", "-s", "/tmp/soak-beat-schedule"]),
