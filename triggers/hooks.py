@@ -244,7 +244,11 @@ class WebhookShortcut:
         if path.startswith(self.PREFIX):
             token = path[len(self.PREFIX):]
             if token and "/" not in token:
-                return receive(request, token)
+                response = receive(request, token)
+                # As CommonMiddleware would: without it the server answers chunked, which senders handle worse.
+                if not response.streaming and not response.has_header("Content-Length"):
+                    response.headers["Content-Length"] = str(len(response.content))
+                return response
         return self.get_response(request)
 
 

@@ -18,7 +18,7 @@ from django.db import connection
 
 from automation.testing import ROOT, WORKER_APPLICATION_NAME, free_port, wait_for, worker_environment
 from runs.broker import publish
-from runs.models import WorkflowRun
+from runs.models import TaskRun, WorkflowRun
 from triggers.models import WebhookDelivery
 from triggers.tests.test_webhook_hardening import ServerProcess, sign
 from triggers.tests.test_webhooks import fresh_rate_limits  # noqa: F401
@@ -85,7 +85,7 @@ def gunicorn(**env: str) -> ServerProcess:
     return Gunicorn(**env).wait_up()
 
 
-def test_a_frozen_broker_costs_a_delivery_at_most_one_second_and_the_run_is_stored_queued(silent_broker):
+def test_a_frozen_broker_costs_a_delivery_at_most_one_second_and_the_run_is_stored(silent_broker):
     workflow = signed_workflow("frozen broker")
     # The cache (rate limit) lives on the same silent Redis, as it does by default.
     server = gunicorn(CELERY_BROKER_URL=f"redis://127.0.0.1:{silent_broker.port}/0")
@@ -97,8 +97,11 @@ def test_a_frozen_broker_costs_a_delivery_at_most_one_second_and_the_run_is_stor
     assert max(took for _, took in answers) < 1.0, answers
     # Only the first delivery waited for the broker; the others found it known to be down.
     assert sum(took for _, took in answers[1:]) < 0.5, answers
+    # Stored and waiting for the sweeper: the run (queued, or started in the accept transaction) and no task
+    # run further than queued, since no message reached a worker.
     runs = WorkflowRun.objects.filter(workflow=workflow)
-    assert runs.count() == 5 and {run.status for run in runs} == {"queued"}
+    assert runs.count() == 5 and {run.status for run in runs} <= {"queued", "running"}
+    assert not TaskRun.objects.filter(run__in=runs).exclude(status__in=["pending", "queued"]).exists()
     assert WebhookDelivery.objects.filter(workflow=workflow, status_code=202).count() == 5
 
 
@@ -158,3 +161,17 @@ def test_a_path_below_a_webhook_token_is_not_a_webhook(client):
                            headers={"X-Signature-256": sign(body)})
     assert response.status_code == 404
     assert not WorkflowRun.objects.filter(workflow=workflow).exists()
+
+
+def test_an_accepted_delivery_is_answered_with_a_content_length_not_chunked():
+    workflow = signed_workflow("content length")
+    server = gunicorn()
+    try:
+        body = b'{"n": 1}'
+        status, headers, answer = server.request("POST", workflow.webhook_path, body=body, headers={
+            "Content-Type": "application/json", "X-Signature-256": sign(body)})
+    finally:
+        server.stop()
+    assert status == 202
+    assert int(headers["Content-Length"]) == len(answer) and "Transfer-Encoding" not in headers
+    assert json.loads(answer)["run_id"] == WorkflowRun.objects.get(workflow=workflow).id
