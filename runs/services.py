@@ -10,7 +10,6 @@ import hashlib
 import logging
 import os
 import socket
-from contextlib import nullcontext
 from datetime import timedelta
 from functools import cache
 from typing import Any, Callable, TypeVar
@@ -114,34 +113,42 @@ def run_create(*, workflow: Workflow, trigger: dict | None = None, trigger_kind:
 
 def run_create_with_companion(*, workflow: Workflow, trigger: dict, trigger_kind: str, companion: models.Model,
                               run_field: str = "run") -> int:
-    """Store a queued run of the workflow's current version and `companion`, an unsaved row of the layer above
-    whose `run_field` foreign key points at the run (a webhook delivery), atomically; returns the run id.
+    """Store a run of the workflow's current version and `companion`, an unsaved row of the layer above whose
+    `run_field` foreign key points at the run (a webhook delivery), atomically; returns the run id.
 
-    On PostgreSQL both rows go in ONE statement (`WITH new_run AS (INSERT ... RETURNING id) INSERT ... SELECT`):
-    one round trip and one commit on the path every webhook takes. A unique violation of either row raises
-    IntegrityError with nothing stored; inside an outer transaction the statement runs in a savepoint, so it does
-    not abort the outer one. The run's start is enqueued once the transaction commits.
+    On PostgreSQL both rows go in ONE statement (`WITH new_run AS (INSERT ... RETURNING id) INSERT ... SELECT`).
+    A unique violation of either row raises IntegrityError with nothing stored; inside an outer transaction the
+    statement runs in a savepoint, so it does not abort the outer one. A workflow without a `concurrency` limit
+    starts at once: its task runs are inserted in the same transaction and its first tasks sent on commit (no
+    `start_run` message and worker hop per run); a limited one is stored queued and its start enqueued.
     """
     if workflow.current_version_id is None:
         raise RunError(f"workflow '{workflow.name}' has no definition version")
+    spec = spec_for_version(workflow.current_version_id)
+    now = timezone.now()
+    start_now = not spec.concurrency
     run = WorkflowRun(workflow_id=workflow.id, workflow_version_id=workflow.current_version_id, trigger=trigger,
                       trigger_kind=trigger_kind)
+    if start_now:
+        run.status, run.started_at = RunStatus.RUNNING, now
     connection = connections[router.db_for_write(WorkflowRun)]
-    if connection.vendor != "postgresql":
-        # SQLite (the embedded default) has no INSERT inside WITH: two inserts in one transaction instead.
-        with transaction.atomic(using=connection.alias):
+    with transaction.atomic(using=connection.alias):
+        if connection.vendor != "postgresql":
+            # SQLite (the embedded default) has no INSERT inside WITH: two inserts instead.
             run.save(using=connection.alias)
             setattr(companion, f"{run_field}_id", run.id)
             companion.save(using=connection.alias)
-    else:
-        statement = _run_and_companion_sql(type(companion), run_field, connection.alias)
-        params = (*_insert_params(run, connection), *_insert_params(companion, connection, skip=run_field))
-        savepoint = transaction.atomic(using=connection.alias) if connection.in_atomic_block else nullcontext()
-        with savepoint, connection.cursor() as cursor:
-            cursor.execute(statement, params)
-            run.id = cursor.fetchone()[0]
+        else:
+            statement = _run_and_companion_sql(type(companion), run_field, connection.alias)
+            params = (*_insert_params(run, connection), *_insert_params(companion, connection, skip=run_field))
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+                run.id = cursor.fetchone()[0]
+        if start_now:
+            _create_task_runs(run.id, spec, now, using=connection.alias)
     run_id = run.id
-    transaction.on_commit(lambda: enqueue_run_start(run_id), using=connection.alias)
+    if not start_now:
+        transaction.on_commit(lambda: enqueue_run_start(run_id), using=connection.alias)
     return run_id
 
 
@@ -184,34 +191,43 @@ def run_start(*, run_id: int) -> None:
         if spec.concurrency and not _has_capacity(run, spec.concurrency):
             return
         now = timezone.now()
-        reused = _reused_task_runs(run, spec)
-        statuses = {task_id: (TaskStatus.SUCCEEDED if task_id in reused else TaskStatus.PENDING)
-                    for task_id in spec.tasks}
-        decided = advance(spec.depends_on, _rules(spec), statuses)
-        statuses.update({t: TaskStatus.SKIPPED for t in decided.to_skip})
-        statuses.update({t: TaskStatus.QUEUED for t in decided.to_queue})
-        rows = []
-        for task_id, task in spec.tasks.items():
-            row = TaskRun(run=run, task_id=task_id, status=statuses[task_id], queue=task.queue,
-                          **_initial_counters(task, statuses))
-            if task_id in reused:
-                origin = reused[task_id]
-                row.output, row.inputs, row.attempt = origin.output, origin.inputs, origin.attempt
-                row.logs = f"[reused the output of run {origin.run_id}]"
-                row.started_at, row.finished_at = origin.started_at, origin.finished_at
-            elif statuses[task_id] == TaskStatus.QUEUED:
-                row.queued_at = now
-            elif statuses[task_id] == TaskStatus.SKIPPED:
-                row.finished_at, row.error = now, decided.skip_reasons.get(task_id, "")
-            rows.append(row)
-        created = TaskRun.objects.bulk_create(rows)
+        statuses = _create_task_runs(run.id, spec, now, reused=_reused_task_runs(run, spec))
         run.status, run.started_at = RunStatus.RUNNING, now
         run.save(update_fields=["status", "started_at"])
-        to_send = [(row.id, row.queue) for row in created if row.status == TaskStatus.QUEUED]
-        transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
         outcome = run_outcome(statuses)
         if outcome is not None:
             _finish_run(run, outcome, spec)
+
+
+def _create_task_runs(run_id: int, spec: WorkflowSpec, now, *, reused: dict[str, TaskRun] | None = None,
+                      using: str | None = None) -> dict[str, str]:
+    """Insert the run's task runs (reused outputs copied, never-runnable ones skipped, ready ones queued), send
+    the queued ones once the transaction commits, and return every task's initial status."""
+    reused = reused or {}
+    statuses = {task_id: (TaskStatus.SUCCEEDED if task_id in reused else TaskStatus.PENDING)
+                for task_id in spec.tasks}
+    decided = advance(spec.depends_on, _rules(spec), statuses)
+    statuses.update({t: TaskStatus.SKIPPED for t in decided.to_skip})
+    statuses.update({t: TaskStatus.QUEUED for t in decided.to_queue})
+    rows = []
+    for task_id, task in spec.tasks.items():
+        row = TaskRun(run_id=run_id, task_id=task_id, status=statuses[task_id], queue=task.queue,
+                      **_initial_counters(task, statuses))
+        if task_id in reused:
+            origin = reused[task_id]
+            row.output, row.inputs, row.attempt = origin.output, origin.inputs, origin.attempt
+            row.logs = f"[reused the output of run {origin.run_id}]"
+            row.started_at, row.finished_at = origin.started_at, origin.finished_at
+        elif statuses[task_id] == TaskStatus.QUEUED:
+            row.queued_at = now
+        elif statuses[task_id] == TaskStatus.SKIPPED:
+            row.finished_at, row.error = now, decided.skip_reasons.get(task_id, "")
+        rows.append(row)
+    created = TaskRun.objects.using(using).bulk_create(rows)
+    to_send = [(row.id, row.queue) for row in created if row.status == TaskStatus.QUEUED]
+    transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send],
+                          using=using)
+    return statuses
 
 
 def _initial_counters(task: TaskSpec, statuses: dict[str, str]) -> dict[str, int]:

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from runs.models import WorkflowRun
+from runs.models import TaskRun, WorkflowRun
 from triggers.models import WebhookDelivery
 from triggers.webhook_signatures import stripe_header
 from triggers.webhooks import MAX_BODY_BYTES, WebhookRejected, delivery_replay
@@ -73,24 +73,27 @@ def counts(workflow) -> tuple[int, int]:
 
 
 
-def test_an_accepted_delivery_and_its_run_are_written_by_one_statement(client, workflow):
-    """runs.services.run_create_with_companion writes both rows at once: one round trip on the accept path, and a
-    run exactly as run_create would store it (model defaults, created_at)."""
+def test_an_accepted_delivery_and_its_started_run_are_written_in_one_transaction(client, workflow):
+    """runs.services.run_create_with_companion writes the run and the delivery in one statement, then the task
+    runs, in one transaction: the run starts without a start_run hop, its first task already queued."""
     with CaptureQueriesContext(connection) as queries:
         response = post_json(client, workflow, {"n": 1})
     assert response.status_code == 202
     inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
-    assert len(inserts) == 1 and inserts[0].startswith("WITH new_run AS (INSERT INTO")
+    assert len(inserts) == 2 and inserts[0].startswith("WITH new_run AS (INSERT INTO")
+    assert 'INSERT INTO "runs_taskrun"' in inserts[1]
     run = WorkflowRun.objects.get(id=response.json()["run_id"])
-    assert (run.status, run.trigger_kind, run.reuse_tasks, run.parent_id) == ("queued", "webhook", [], None)
-    assert run.created_at is not None and run.workflow_version_id == workflow.current_version_id
+    assert (run.status, run.trigger_kind, run.reuse_tasks, run.parent_id) == ("running", "webhook", [], None)
+    assert run.created_at is not None and run.started_at is not None
+    assert run.workflow_version_id == workflow.current_version_id
+    assert {t.status for t in run.task_runs.all()} == {"queued"}
     assert WebhookDelivery.objects.get(run=run).status_code == 202
 
-def test_a_json_post_stores_the_delivery_and_a_queued_run_and_answers_202(client, workflow):
+def test_a_json_post_stores_the_delivery_and_a_started_run_and_answers_202(client, workflow):
     response = post_json(client, workflow, {"user": {"name": "Ada"}}, X_Custom="yes")
     assert response.status_code == 202
     run = WorkflowRun.objects.get(id=response.json()["run_id"])
-    assert run.status == "queued" and run.trigger_kind == "webhook"
+    assert run.status == "running" and run.trigger_kind == "webhook"
     assert run.trigger["body"] == {"user": {"name": "Ada"}}
     assert run.trigger["method"] == "POST" and run.trigger["kind"] == "webhook"
     assert run.trigger["headers"]["x-custom"] == "yes"
@@ -323,6 +326,7 @@ def test_an_accepted_delivery_reaches_the_redis_queue(client, settings):
     assert response.status_code == 202
     messages = [json.loads(m) for m in connection.lrange("default", 0, -1)]
     assert len(messages) == 1
-    assert messages[0]["headers"]["task"] == "runs.start_run"
-    assert json.loads(__import__("base64").b64decode(messages[0]["body"]))[0] == [response.json()["run_id"]]
+    assert messages[0]["headers"]["task"] == "runs.execute_task"  # the run started in the accept transaction
+    first_task = TaskRun.objects.get(run_id=response.json()["run_id"])
+    assert json.loads(__import__("base64").b64decode(messages[0]["body"]))[0] == [first_task.id]
     connection.delete("default")
