@@ -356,7 +356,9 @@ def test_flow_actions_have_their_family_and_a_for_each_task_offers_item_and_inde
     expect(url).to_have_value("https://example.com/{{ item }}")
     # One fill, not key by key: on a loaded machine typed keys can race the completion popup's re-render.
     url.fill("https://example.com/{{ item }}?key={{ task.idem")
-    page.get_by_test_id("suggestion-task.idempotency_key").click(timeout=20_000)
+    # Taken with Enter once it is the active suggestion: a click can keep missing a list that re-renders under load.
+    expect(page.get_by_test_id("suggestion-task.idempotency_key")).to_have_attribute("aria-selected", "true")
+    url.press("Enter")
     node(page, "users").click()
     value = page.get_by_test_id("field-value")
     value.fill("{{ run.resume")
