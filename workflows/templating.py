@@ -29,7 +29,7 @@ import types
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
@@ -566,9 +566,7 @@ def _single_expression(template: nodes.Template) -> nodes.Expr | None:
     return expressions[0]
 
 
-def _native(source: str, expression: nodes.Expr, variables: dict[str, Any]) -> Any:
-    body = [nodes.Assign(nodes.Name("result", "store"), expression, lineno=expression.lineno)]
-    template = _env.from_string(nodes.Template(body, lineno=1))
+def _native(source: str, template: Template, variables: dict[str, Any]) -> Any:
     result = TemplateExpression(template, undefined_to_none=False)(**variables)
     _reject_non_values(result)
     if _size(result) > MAX_RENDERED_BYTES:
@@ -583,11 +581,11 @@ def _native(source: str, expression: nodes.Expr, variables: dict[str, Any]) -> A
     return result
 
 
-def _render_shell(template: nodes.Template, variables: dict[str, Any]) -> str:
+def _render_shell(template: Template, variables: dict[str, Any]) -> str:
     nonce, values = str(secrets.randbelow(10**12)), []
     token = _shell_values.set((nonce, values))
     try:
-        text = _shell_env.from_string(template).render(**variables)
+        text = template.render(**variables)
     finally:
         _shell_values.reset(token)
     parts = _TOKEN.split(text)  # text, nonce, index, text, nonce, index, ..., text
@@ -605,13 +603,33 @@ def _render_shell(template: nodes.Template, variables: dict[str, Any]) -> str:
 
 def _render(source: str, context: Mapping[str, Any], shell_quote: bool) -> Any:
     variables = _tracked_context(context)
-    template = (_shell_env if shell_quote else _env).parse(source)
-    if shell_quote:
+    kind, template = (_compiled if len(source) <= _CACHED_SOURCE_CHARS else _compile)(source, shell_quote)
+    if kind == "shell":
         return _render_shell(template, variables)
-    expression = _single_expression(template)
+    if kind == "native":
+        return _native(source, template, variables)
+    return template.render(**variables)
+
+
+# Parsing and compiling a template costs several times its render, and a task renders the same sources in run
+# after run: compiled templates are kept per process (they hold no context; the deadline and the shell-quoting
+# nonce are read at render time). Long sources are compiled each time, so the cache stays small.
+_CACHED_SOURCE_CHARS = 2000
+
+
+def _compile(source: str, shell_quote: bool) -> tuple[str, Template]:
+    """("shell" | "native" | "text", the compiled template): a lone `{{ }}` keeps its value's type (native)."""
+    parsed = (_shell_env if shell_quote else _env).parse(source)
+    if shell_quote:
+        return "shell", _shell_env.from_string(parsed)
+    expression = _single_expression(parsed)
     if expression is not None:
-        return _native(source, expression, variables)
-    return _env.from_string(template).render(**variables)
+        body = [nodes.Assign(nodes.Name("result", "store"), expression, lineno=expression.lineno)]
+        return "native", _env.from_string(nodes.Template(body, lineno=1))
+    return "text", _env.from_string(parsed)
+
+
+_compiled = functools.lru_cache(maxsize=1024)(_compile)
 
 
 def render_string(source: str, context: Mapping[str, Any], *, shell_quote: bool = False,
