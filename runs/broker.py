@@ -137,9 +137,3 @@ def _drop_producer() -> None:
     _local.producer = None
     if producer is not None:
         producer.connection.collect()  # forget the sockets without talking to a broker that may not answer
-
-
-def breaker_reset() -> None:
-    """Let the next fail-fast publish try the broker at once (tests, and after a known recovery)."""
-    global _closed_until
-    _closed_until = 0.0

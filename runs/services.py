@@ -38,8 +38,8 @@ from . import broker, children, foreach, recovery, workers
 from .executor import AttemptResult, RecordingSecrets, clean_text, execute_attempt, template_context
 from .models import TaskRun, TriggerKind, WorkerHeartbeat, WorkflowRun
 from .states import (
-    FINAL_RUN, FINAL_TASK, RUN, SKIP, FailureKind, RunStatus, TaskStatus, advance, count_decision, count_skip_reason,
-    idempotency_key, retry_delay, run_outcome,
+    FINAL_RUN, FINAL_TASK, RUN, SKIP, FailureKind, RunStatus, TaskStatus, advance, count_decision,
+    idempotency_key, retry_delay, run_outcome, skip_reason,
 )
 from .wakeups import run_finished_announce
 
@@ -553,7 +553,7 @@ def _decide_downstream(run_id: int, spec: WorkflowSpec, task_id: str, status: st
             decision = count_decision(task.trigger_rule, len(set(task.depends_on)), left, succeeded, failed)
             decided[row_id] = (decision, row_task, queue)
             if decision == SKIP:
-                skipped.setdefault(count_skip_reason(task.trigger_rule, done_id, done_status), []).append(row_id)
+                skipped.setdefault(skip_reason(task.trigger_rule, {done_id: done_status}), []).append(row_id)
                 finished.append((row_task, TaskStatus.SKIPPED.value))
         for reason, row_ids in skipped.items():
             TaskRun.objects.filter(id__in=row_ids, status=TaskStatus.PENDING).update(

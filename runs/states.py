@@ -129,11 +129,6 @@ def count_decision(rule: str, total: int, left: int, succeeded: int, failed: int
     return RUN if succeeded == total else WAIT
 
 
-def count_skip_reason(rule: str, upstream_task: str, upstream_status: str) -> str:
-    """`skip_reason` when the task's rule was settled by `upstream_task` becoming final as `upstream_status`."""
-    return skip_reason(rule, {upstream_task: upstream_status})
-
-
 @dataclass
 class Advance:
     to_queue: list[str]
