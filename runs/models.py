@@ -71,8 +71,9 @@ class TaskRun(models.Model):
     worker = models.CharField(max_length=200, blank=True, default="")
     # A waiting task carries on at this time: a flow.wait's end, an approval's timeout (the sweep wakes overdue ones).
     resume_at = models.DateTimeField(null=True, blank=True)
-    # SHA-256 of the token in this task run's resume URL (flow.approval); the token itself is never stored.
-    resume_token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # SHA-256 of the token in this task run's resume URL (flow.approval); the token itself is never stored. Unique
+    # by a partial constraint (Meta), so the rows without a token, nearly all, cost that index nothing.
+    resume_token_hash = models.CharField(max_length=64, null=True, blank=True)
     # Of a top-level task run's distinct upstream tasks: how many are not final yet, succeeded, failed (the rest
     # were skipped or cancelled). Each upstream's final update changes them once, so a completion decides its
     # downstream tasks from these rows alone (runs.states.count_decision); meaningful while the row is pending.
@@ -87,9 +88,15 @@ class TaskRun(models.Model):
                                     name="unique_task_per_run"),
             models.UniqueConstraint(fields=["run", "task_id", "item_index"],
                                     condition=models.Q(item_index__isnull=False), name="unique_item_per_task"),
+            models.UniqueConstraint(fields=["resume_token_hash"], condition=models.Q(resume_token_hash__isnull=False),
+                                    name="unique_resume_token_hash"),
         ]
+        # Every status change rewrites a row in each index that holds it, and a task run changes status three
+        # times; partial indexes hold only the few rows their queries look for.
         indexes = [
-            models.Index(fields=["status", "heartbeat_at"], name="taskrun_status_heartbeat"),
+            # The sweeper's and dashboard's queued and running task runs (never the final ones, nearly all).
+            models.Index(fields=["status", "heartbeat_at"], name="taskrun_active_heartbeat",
+                         condition=models.Q(status__in=["queued", "running"])),
             models.Index(fields=["status", "resume_at"], name="taskrun_status_resume",
                          condition=models.Q(resume_at__isnull=False)),
             # "Is any task of the run unfinished?" reads one index entry, not the run's task rows.
