@@ -51,10 +51,56 @@ def publish(name: str, args: tuple, **options: Any) -> None:
     _publish_fast(name, args, options)
 
 
-def _publish_fast(name: str, args: tuple, options: dict) -> None:
-    global _closed_until
+def publish_many(name: str, calls: list[tuple[tuple, str]]) -> None:
+    """Send task `name` once per (args, queue). On a plain Redis route every message goes in one round trip (a
+    fan-out's siblings, a for_each's items): one LPUSH per queue and chunk; otherwise one `publish` each."""
+    app = current_app._get_current_object()
+    plain = _plain_default(app)
+    if plain is None or len(calls) < 2:
+        for args, queue in calls:
+            publish(name, args, queue=queue)
+        return
+    by_queue: dict[str, list[bytes]] = {}
+    for args, queue in calls:
+        by_queue.setdefault(queue, []).append(task_message(name, args, queue, reply_to=app.thread_oid))
+    if not current_task:  # fail fast, as `publish` does outside a worker
+        _check_breaker()
+        try:
+            _lpush_all(plain[0], by_queue)
+        except Exception:
+            _open_breaker()
+            raise
+        return
+    try:
+        _lpush_all(plain[0], by_queue)
+    except redis.RedisError:  # a worker tries once more, as `publish` does
+        _lpush_all(plain[0], by_queue)
+
+
+def _lpush_all(client: redis.Redis, by_queue: dict[str, list[bytes]]) -> None:
+    with client.pipeline(transaction=False) as pipe:
+        for queue, messages in by_queue.items():
+            for start in range(0, len(messages), PUBLISH_CHUNK):
+                pipe.lpush(queue, *messages[start:start + PUBLISH_CHUNK])
+        pipe.execute()
+
+
+PUBLISH_CHUNK = 500  # messages per LPUSH: about 0.5 MB
+
+
+def _check_breaker() -> None:
     if time.monotonic() < _closed_until:
         raise BrokerUnavailable(f"the broker failed less than {BREAKER_SECONDS:.0f} s ago; not trying again yet")
+
+
+def _open_breaker() -> None:
+    global _closed_until
+    _closed_until = time.monotonic() + BREAKER_SECONDS
+    _drop_producer()
+
+
+def _publish_fast(name: str, args: tuple, options: dict) -> None:
+    _check_breaker()
     try:
         app = current_app._get_current_object()
         route = _plain_route(app, options)
@@ -64,8 +110,7 @@ def _publish_fast(name: str, args: tuple, options: dict) -> None:
             client, queue = route
             client.lpush(queue, task_message(name, args, queue, reply_to=app.thread_oid))
     except Exception:
-        _closed_until = time.monotonic() + BREAKER_SECONDS
-        _drop_producer()
+        _open_breaker()
         raise
 
 

@@ -34,7 +34,7 @@ from workflows.models import Workflow, WorkflowVersion
 from workflows.services import spec_for_version
 from workflows.templating import has_template
 
-from . import broker, children, foreach, recovery, workers
+from . import broker, children, foreach, recovery, statements, workers
 from .executor import AttemptResult, RecordingSecrets, clean_text, execute_attempt, template_context
 from .models import TaskRun, TriggerKind, WorkerHeartbeat, WorkflowRun
 from .states import (
@@ -85,6 +85,25 @@ def enqueue_run_start(run_id: int) -> None:
 
 def enqueue_task_run(task_run_id: int, queue: str, countdown: float = 0) -> None:
     _send("execute_task", (task_run_id,), queue=queue, countdown=countdown or None)
+
+
+def enqueue_task_runs(task_runs: list[tuple[int, str]]) -> None:
+    """Send (task run id, queue) pairs at once: one broker round trip for a fan-out's siblings on Redis."""
+    if len(task_runs) == 1:
+        enqueue_task_run(*task_runs[0])
+    elif task_runs:
+        _send_many("execute_task", [((task_run_id,), queue) for task_run_id, queue in task_runs])
+
+
+def _send_many(task_name: str, calls: list[tuple[tuple, str]]) -> None:
+    # `_send` for (args, queue) pairs of one task, in as few broker round trips as the broker allows.
+    try:
+        broker.publish_many(f"runs.{task_name}", calls)
+    except broker.BrokerUnavailable:
+        log.info("broker unavailable: %s %s messages left for the recovery sweep", len(calls), task_name)
+    except Exception:  # noqa: BLE001 - the database rows are kept; the sweeper sends them again later
+        log.warning("broker unavailable: %s %s messages left for the recovery sweep", len(calls), task_name,
+                    exc_info=True)
 
 
 # --- creating and starting runs ------------------------------------------------------------------------------
@@ -225,8 +244,7 @@ def _create_task_runs(run_id: int, spec: WorkflowSpec, now, *, reused: dict[str,
         rows.append(row)
     created = TaskRun.objects.using(using).bulk_create(rows)
     to_send = [(row.id, row.queue) for row in created if row.status == TaskStatus.QUEUED]
-    transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send],
-                          using=using)
+    transaction.on_commit(lambda: enqueue_task_runs(to_send), using=using)
     return statuses
 
 
@@ -312,7 +330,7 @@ def _claim_once(task_run_id: int) -> TaskRun | None:
 
 def _claim_returning(task_run_id: int, now) -> TaskRun | None:
     """The claim and the read of what the executor needs in ONE round trip (`UPDATE ... FROM ... RETURNING`)."""
-    with connection.cursor() as cursor:
+    with statements.cursor() as cursor:
         cursor.execute(_claim_sql(), [TaskStatus.RUNNING.value, now, now, worker_name(), task_run_id,
                                       TaskStatus.QUEUED.value, now + timedelta(seconds=1)])
         row = cursor.fetchone()
@@ -336,11 +354,12 @@ def _claim_sql() -> str:
     qn = connection.ops.quote_name
     returned = ", ".join([*(f"t.{qn(c)}" for c in _CLAIM_TASK_RUN), *(f"r.{qn(c)}" for c in _CLAIM_RUN),
                           "w.name", "w.owner_id"])
-    return (f"UPDATE {qn(TaskRun._meta.db_table)} AS t SET status = %s, attempt = t.attempt + 1, started_at = %s,"
-            f" heartbeat_at = %s, worker = %s FROM {qn(WorkflowRun._meta.db_table)} AS r,"
-            f" {qn(Workflow._meta.db_table)} AS w WHERE t.id = %s AND t.status = %s"
-            f" AND (t.not_before IS NULL OR t.not_before <= %s) AND r.id = t.run_id AND w.id = r.workflow_id"
-            f" RETURNING {returned}")
+    return statements.prepared(
+        f"UPDATE {qn(TaskRun._meta.db_table)} AS t SET status = %s, attempt = t.attempt + 1, started_at = %s,"
+        f" heartbeat_at = %s, worker = %s FROM {qn(WorkflowRun._meta.db_table)} AS r,"
+        f" {qn(Workflow._meta.db_table)} AS w WHERE t.id = %s AND t.status = %s"
+        f" AND (t.not_before IS NULL OR t.not_before <= %s) AND r.id = t.run_id AND w.id = r.workflow_id"
+        f" RETURNING {returned}")
 
 
 def _loaded(model: type[models.Model], values: dict[str, Any]) -> models.Model:
@@ -396,7 +415,7 @@ _RUN_FIELDS = ("run__id", "run__trigger", "run__trigger_kind", "run__started_at"
 
 def _lock_run(run_id: int) -> WorkflowRun:
     """Lock the run row: every change to a run's task states happens under this lock."""
-    return WorkflowRun.objects.select_for_update().only("id", "status", "workflow_id").get(id=run_id)
+    return statements.lock_run(run_id)
 
 
 def _uses_templates(task) -> bool:
@@ -471,35 +490,55 @@ def _record_attempt_once(task_run: TaskRun, result: AttemptResult, spec: Workflo
                          keep_local_queue: str | None) -> TaskRun | None:
     task = spec.tasks[task_run.task_id]
     now = timezone.now()
+    failure = str(result.failure) if result.failure else ""
+    common = {
+        "output": result.output, "error": result.error, "inputs": result.inputs, "failure": failure,
+        "logs": _joined_logs(task_run, result.logs),
+        "attempts": task_run.attempts + [_attempt_entry(task_run, str(result.status), result.error, now,
+                                                        failure=failure)],
+    }
+    mine = {"id": task_run.id, "status": TaskStatus.RUNNING, "attempt": task_run.attempt}
     with transaction.atomic():
+        if result.status != TaskStatus.WAITING and connection.features.has_select_for_update:
+            # The usual case in one statement: the run still running, the attempt recorded and the run row locked.
+            values = _attempt_values(task_run, result, task, common, now, cancelled=False)
+            workflow_id = statements.update_in_running_run(TaskRun, values, run_id=task_run.run_id, **mine)
+            if workflow_id is not None:
+                run = WorkflowRun(id=task_run.run_id, status=RunStatus.RUNNING, workflow_id=workflow_id)
+                return _after_attempt(run, spec, task_run, values, keep_local_queue)
         run = _lock_run(task_run.run_id)
         cancelled = run.status != RunStatus.RUNNING
-        # A task that could not run (unknown action, template error, invalid inputs) ran nothing to retry.
-        retry = (result.status == TaskStatus.FAILED and result.retryable and not result.could_not_run
-                 and not cancelled and task_run.attempt <= task.retries)
-        failure = str(result.failure) if result.failure else ""
-        common = {
-            "output": result.output, "error": result.error, "inputs": result.inputs, "failure": failure,
-            "logs": _joined_logs(task_run, result.logs),
-            "attempts": task_run.attempts + [_attempt_entry(task_run, str(result.status), result.error, now,
-                                                            failure=failure)],
-        }
-        mine = TaskRun.objects.filter(id=task_run.id, status=TaskStatus.RUNNING, attempt=task_run.attempt)
-        if retry:
-            delay = retry_delay(task.retry_delay, task_run.attempt)
-            if mine.update(status=TaskStatus.QUEUED, queued_at=now, not_before=now + timedelta(seconds=delay),
-                           **common):
-                transaction.on_commit(lambda: enqueue_task_run(task_run.id, task_run.queue, countdown=delay))
-            return None
         if result.status == TaskStatus.WAITING and not cancelled:
-            _record_pause(task_run, result, mine, common, now)
+            _record_pause(task_run, result, TaskRun.objects.filter(**mine), common, now)
             if result.pause is not None and result.pause.reason == PauseReason.CHILD_RUN:
                 _child_start(task_run, result.pause.details)
             return None
-        final = TaskStatus.CANCELLED if cancelled else str(result.status)
-        if mine.update(status=final, finished_at=now, **common) and not cancelled:
-            return _after_final(run, spec, task_run, final, keep_local_queue=keep_local_queue)
+        values = _attempt_values(task_run, result, task, common, now, cancelled=cancelled)
+        if statements.update_where(TaskRun, values, **mine) and not cancelled:
+            return _after_attempt(run, spec, task_run, values, keep_local_queue)
     return None
+
+
+def _attempt_values(task_run: TaskRun, result: AttemptResult, task: TaskSpec, common: dict, now, *,
+                    cancelled: bool) -> dict:
+    """The columns an ended attempt sets: queued again for a retry, or final."""
+    # A task that could not run (unknown action, template error, invalid inputs) ran nothing to retry.
+    retry = (result.status == TaskStatus.FAILED and result.retryable and not result.could_not_run
+             and not cancelled and task_run.attempt <= task.retries)
+    if retry:
+        delay = retry_delay(task.retry_delay, task_run.attempt)
+        return {"status": TaskStatus.QUEUED, "queued_at": now, "not_before": now + timedelta(seconds=delay), **common}
+    return {"status": TaskStatus.CANCELLED if cancelled else str(result.status), "finished_at": now, **common}
+
+
+def _after_attempt(run: WorkflowRun, spec: WorkflowSpec, task_run: TaskRun, values: dict,
+                   keep_local_queue: str | None) -> TaskRun | None:
+    """With the run row locked and the attempt recorded as `values`: send a retry, or advance the run."""
+    if values["status"] == TaskStatus.QUEUED:
+        delay = (values["not_before"] - values["queued_at"]).total_seconds()
+        transaction.on_commit(lambda: enqueue_task_run(task_run.id, task_run.queue, countdown=delay))
+        return None
+    return _after_final(run, spec, task_run, values["status"], keep_local_queue=keep_local_queue)
 
 
 def _advance_run(run: WorkflowRun, spec: WorkflowSpec, task_id: str, status: str,
@@ -515,14 +554,14 @@ def _advance_run(run: WorkflowRun, spec: WorkflowSpec, task_id: str, status: str
     kept = next((candidate for candidate in ready if candidate[2] == keep_local_queue), None)
     to_send = [(task_run_id, queue) for task_run_id, _, queue in ready if kept is None or task_run_id != kept[0]]
     if to_send:
-        TaskRun.objects.filter(id__in=[task_run_id for task_run_id, _ in to_send],
-                               status=TaskStatus.PENDING).update(status=TaskStatus.QUEUED, queued_at=now)
-        transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
+        statements.update_where(TaskRun, {"status": TaskStatus.QUEUED, "queued_at": now},
+                                id=[task_run_id for task_run_id, _ in to_send], status=TaskStatus.PENDING)
+        transaction.on_commit(lambda: enqueue_task_runs(to_send))
     if kept:
         # A pending task run has never been attempted, so this claim makes it attempt 1.
-        TaskRun.objects.filter(id=kept[0], status=TaskStatus.PENDING).update(
-            status=TaskStatus.RUNNING, attempt=1, queued_at=now, started_at=now, heartbeat_at=now,
-            worker=worker_name())
+        statements.update_where(TaskRun, {"status": TaskStatus.RUNNING, "attempt": 1, "queued_at": now,
+                                          "started_at": now, "heartbeat_at": now, "worker": worker_name()},
+                                id=kept[0], status=TaskStatus.PENDING)
     if not ready and not waits:
         _finish_run_if_done(run, spec)
     if kept is None:
@@ -556,8 +595,8 @@ def _decide_downstream(run_id: int, spec: WorkflowSpec, task_id: str, status: st
                 skipped.setdefault(skip_reason(task.trigger_rule, {done_id: done_status}), []).append(row_id)
                 finished.append((row_task, TaskStatus.SKIPPED.value))
         for reason, row_ids in skipped.items():
-            TaskRun.objects.filter(id__in=row_ids, status=TaskStatus.PENDING).update(
-                status=TaskStatus.SKIPPED, finished_at=now, error=reason)
+            statements.update_where(TaskRun, {"status": TaskStatus.SKIPPED, "finished_at": now, "error": reason},
+                                    id=row_ids, status=TaskStatus.PENDING)
     ready = sorted((row_id, row_task, queue) for row_id, (decision, row_task, queue) in decided.items()
                    if decision == RUN)
     return ready, any(decision not in (RUN, SKIP) for decision, _, _ in decided.values())
@@ -566,16 +605,21 @@ def _decide_downstream(run_id: int, spec: WorkflowSpec, task_id: str, status: st
 def _count_final(run_id: int, task_ids: tuple[str, ...], status: str) -> list[tuple]:
     """One UPDATE: count an upstream final as `status` in the still-pending top-level rows of `task_ids`; returns
     (id, task_id, queue, upstream_left, upstream_succeeded, upstream_failed) of each row it changed."""
-    placeholders = ", ".join(["%s"] * len(task_ids))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {TaskRun._meta.db_table} SET upstream_left = upstream_left - 1,"
-            f" upstream_succeeded = upstream_succeeded + %s, upstream_failed = upstream_failed + %s"
-            f" WHERE run_id = %s AND item_index IS NULL AND status = %s AND task_id IN ({placeholders})"
-            f" RETURNING id, task_id, queue, upstream_left, upstream_succeeded, upstream_failed",
-            [int(status == TaskStatus.SUCCEEDED), int(status == TaskStatus.FAILED), run_id,
-             TaskStatus.PENDING.value, *task_ids])
+    with statements.cursor() as cursor:
+        cursor.execute(_count_final_sql(len(task_ids)), [int(status == TaskStatus.SUCCEEDED),
+                                                         int(status == TaskStatus.FAILED), run_id,
+                                                         TaskStatus.PENDING.value, *task_ids])
         return cursor.fetchall()
+
+
+@cache
+def _count_final_sql(downstream: int) -> str:
+    placeholders = ", ".join(["%s"] * downstream)
+    sql = (f"UPDATE {TaskRun._meta.db_table} SET upstream_left = upstream_left - 1,"
+           f" upstream_succeeded = upstream_succeeded + %s, upstream_failed = upstream_failed + %s"
+           f" WHERE run_id = %s AND item_index IS NULL AND status = %s AND task_id IN ({placeholders})"
+           f" RETURNING id, task_id, queue, upstream_left, upstream_succeeded, upstream_failed")
+    return statements.prepared(sql) if downstream == 1 else sql
 
 
 _UNFINISHED = [TaskStatus.PENDING.value, TaskStatus.QUEUED.value, TaskStatus.RUNNING.value, TaskStatus.WAITING.value]
@@ -900,7 +944,7 @@ def resume_url(task_run_id: int) -> str:
 
 def _resume_urls(run_id: int, spec: WorkflowSpec) -> dict[str, str]:
     """`run.resume_urls`: the resume URL of every flow.approval task of the run, by task id."""
-    approvals = [task_id for task_id, task in spec.tasks.items() if task.action == FlowApproval.name]
+    approvals = spec.task_ids_by_action.get(FlowApproval.name)
     if not approvals:
         return {}
     rows = TaskRun.objects.filter(run_id=run_id, task_id__in=approvals, item_index__isnull=True)
@@ -1128,7 +1172,7 @@ def _for_each_queue_items(run: WorkflowRun, task: TaskSpec, *, keep_local_queue:
     if to_send:
         TaskRun.objects.filter(id__in=[task_run_id for task_run_id, _ in to_send], status=TaskStatus.PENDING).update(
             status=TaskStatus.QUEUED, queued_at=now)
-        transaction.on_commit(lambda: [enqueue_task_run(task_run_id, queue) for task_run_id, queue in to_send])
+        transaction.on_commit(lambda: enqueue_task_runs(to_send))
     if kept is None:
         return None
     task_run_id, item_index, queue = kept

@@ -95,6 +95,14 @@ class WorkflowSpec:
                 dependents.setdefault(dep, []).append(task_id)
         return {task_id: tuple(tasks) for task_id, tasks in dependents.items()}
 
+    @cached_property
+    def task_ids_by_action(self) -> dict[str, tuple[str, ...]]:
+        """The ids of the tasks of each action, in definition order; computed once."""
+        by_action: dict[str, list[str]] = {}
+        for task_id, task in self.tasks.items():
+            by_action.setdefault(task.action, []).append(task_id)
+        return {action: tuple(task_ids) for action, task_ids in by_action.items()}
+
     def levels(self) -> list[list[str]]:
         return plan_levels(self.depends_on)
 

@@ -203,6 +203,7 @@ def deliver(monkeypatch):
     """Play the broker in-process: `deliver()` runs every queued start and task message through runs.services."""
     queued: list[tuple] = []
     monkeypatch.setattr(runs, "_send", lambda name, args, **options: queued.append((name, args)))
+    monkeypatch.setattr(runs, "_send_many", lambda name, calls: queued.extend((name, args) for args, _ in calls))
 
     def drain() -> None:
         while queued:

@@ -31,6 +31,7 @@ def test_a_workflow_naming_another_users_connection_fails_without_using_it(
         fake_github, connect_account, github_user, bob, monkeypatch):
     queued: list[tuple] = []
     monkeypatch.setattr(runs, "_send", lambda name, args, **options: queued.append((name, args)))
+    monkeypatch.setattr(runs, "_send_many", lambda name, calls: queued.extend((name, args) for args, _ in calls))
     connect_account(bob, login="bob-hub")
     alice = _client(github_user)
     created = alice.post("/api/workflows/", {"definition": NAMES_BOBS_CONNECTION}, content_type="application/json")

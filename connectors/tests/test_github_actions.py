@@ -134,6 +134,7 @@ def test_a_workflow_opens_an_issue_and_comments_on_it_refreshing_an_expired_toke
 
     queued: list[tuple] = []
     monkeypatch.setattr(runs, "_send", lambda name, args, **options: queued.append((name, args)))
+    monkeypatch.setattr(runs, "_send_many", lambda name, calls: queued.extend((name, args) for args, _ in calls))
     connect_account(github_user)
     fake_github.expire_access_tokens()
     workflow = workflow_save(source=WORKFLOW, owner=github_user)

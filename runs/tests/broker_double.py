@@ -1,8 +1,8 @@
 """Play the broker for `runs.services`: keep what it would enqueue and deliver it, one step at a time.
 
-`runs.services._send` is the one place the services hand a message to Celery; the `broker_double` fixture
-replaces it, so a test drives the real services on the real database (claims, joins, retries, cancels, the
-sweeper, the mini-scheduler) without a worker process. Each step runs its on-commit callbacks, as a committed
+`runs.services._send` and `_send_many` are the one place the services hand messages to Celery; the
+`broker_double` fixture replaces them, so a test drives the real services on the real database (claims, joins,
+retries, cancels, the sweeper, the mini-scheduler) without a worker process. Each step runs its on-commit callbacks, as a committed
 transaction would, and the clock can be moved forward for backoff and lease timeouts.
 """
 from __future__ import annotations
@@ -37,6 +37,10 @@ class BrokerDouble:
 
     def send(self, task_name: str, args: tuple, **options) -> None:
         self.messages.append(Message(task_name, tuple(args), options.get("queue"), options.get("countdown")))
+
+    def send_many(self, task_name: str, calls: list[tuple[tuple, str]]) -> None:
+        for args, queue in calls:
+            self.send(task_name, args, queue=queue)
 
     def step(self, call, *args, **kwargs):
         """Run one service call as a worker would: its on-commit callbacks (the sends) run when it returns."""
@@ -76,6 +80,7 @@ class BrokerDouble:
 def broker_double(db, monkeypatch, django_capture_on_commit_callbacks) -> BrokerDouble:
     double = BrokerDouble(django_capture_on_commit_callbacks, monkeypatch)
     monkeypatch.setattr(services, "_send", double.send)
+    monkeypatch.setattr(services, "_send_many", double.send_many)
     # The double is the broker: the sweep must not look into the real one, nor remember earlier tests' sweeps.
     monkeypatch.setattr(recovery, "broker_client", lambda: None)
     monkeypatch.setattr(recovery, "_last_done", {})

@@ -128,6 +128,7 @@ def test_the_sweep_starts_the_handler_of_a_failed_run_whose_follow_up_was_lost(a
 def test_two_follow_ups_of_the_same_failure_at_once_start_the_handler_once(alice, monkeypatch):  # noqa: F811
     monkeypatch.setattr("workflows.services.default_registry", fake_actions.registry)
     monkeypatch.setattr(services, "_send", lambda *args, **options: None)  # no worker: the runs stay queued
+    monkeypatch.setattr(services, "_send_many", lambda *args: None)
     alert = workflow_save(source=ALERT, owner=alice)
     importer = workflow_save(source=IMPORT, owner=alice)
     failed = WorkflowRun.objects.create(workflow=importer, workflow_version_id=importer.current_version_id,
