@@ -13,6 +13,7 @@ happened) instead of making the recording fail and the task run again.
 from __future__ import annotations
 
 import contextvars
+import os
 import queue
 import threading
 import time
@@ -150,6 +151,44 @@ class _SecretsFromCaller(Mapping):
         return 0
 
 
+class _ActionThreads:
+    """Threads that run actions, kept idle between attempts: starting a thread cost about as much as a small
+    action (bench/engine.py). A thread is handed out again only once its call returned, so an action that
+    outlived its deadline keeps its thread to itself; at most MAX_IDLE wait, the others end."""
+
+    MAX_IDLE = 4
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue] = []
+        self._pid = os.getpid()
+        self.busy = 0  # threads running a call now
+
+    def start(self, function: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # forked (a Celery pool child): the parent's threads did not come along
+                self._idle, self._pid, self.busy = [], os.getpid(), 0
+            inbox = self._idle.pop() if self._idle else None
+            self.busy += 1
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(inbox,), daemon=True, name="flowforge-action").start()
+        inbox.put((function, args))
+
+    def _serve(self, inbox: queue.SimpleQueue) -> None:
+        while True:
+            function, args = inbox.get()
+            function(*args)
+            with self._lock:
+                self.busy -= 1
+                if len(self._idle) >= self.MAX_IDLE or self._pid != os.getpid():
+                    return
+                self._idle.append(inbox)
+
+
+_action_threads = _ActionThreads()
+
+
 def _run_with_deadline(call: Callable[[], Any], timeout: float, heartbeat: Callable[[], None] | None,
                        heartbeat_every: float, caller: _CallerThread | None = None) -> Any:
     """Run `call` in a thread; beat the heartbeat and serve `caller` while waiting; give up after `timeout`."""
@@ -166,9 +205,7 @@ def _run_with_deadline(call: Callable[[], Any], timeout: float, heartbeat: Calla
             caller.requests.put(finished)
 
     # The action's thread logs with the same run and task ids as the worker thread.
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True,
-                              name="flowforge-action")
-    thread.start()
+    _action_threads.start(contextvars.copy_context().run, target)
     deadline = time.monotonic() + timeout
     next_beat = time.monotonic() + heartbeat_every
     while True:

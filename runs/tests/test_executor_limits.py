@@ -10,6 +10,7 @@ import pytest
 
 from connectors.base import Action, ActionConfig, ActionError
 from connectors.registry import BUILTIN_ACTIONS, ActionRegistry
+from runs import executor
 from runs.executor import RecordingSecrets, execute_attempt, template_context
 from runs.local import LocalRunner
 from runs.states import RunStatus, TaskStatus
@@ -17,6 +18,8 @@ from workflows.definition import TaskSpec, compile_definition
 from workflows.limits import MAX_OUTPUT_BYTES
 
 CALLS: Counter = Counter()
+BLOCKERS: dict[str, threading.Event] = {}  # kind -> the event an action of that kind waits for
+THREADS: list[threading.Thread] = []  # the thread each call ran on
 
 
 class Returns(Action):
@@ -28,6 +31,7 @@ class Returns(Action):
 
     def execute(self, inputs, context):
         CALLS[context.task_id] += 1
+        THREADS.append(threading.current_thread())  # kept, so no two threads share an id()
         context.log("line with a NUL \x00 in it")
         kind = inputs.get("kind")
         if kind == "nul":
@@ -38,6 +42,8 @@ class Returns(Action):
             return {"value": float("inf")}
         if kind == "object":
             return {"value": object()}
+        if kind in BLOCKERS:
+            BLOCKERS[kind].wait(10)
         if kind == "fail-with-nul":
             raise ActionError("failed \x00 here", output={"body": "\x00"}, retryable=True)
         return {"value": inputs.get("value")}
@@ -94,7 +100,6 @@ def test_error_text_and_logs_are_cleaned_and_an_unstorable_failure_output_is_dro
 
 def test_rendering_counts_against_the_timeout_and_the_render_thread_stops():
     loop = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
-    before = {t.ident for t in threading.enumerate()}
     beats = []
     spec = TaskSpec(id="slow_render", action="test.returns", inputs={"value": loop}, timeout=2)
     context = template_context(trigger={}, task_results={}, run={"id": 1})
@@ -106,13 +111,33 @@ def test_rendering_counts_against_the_timeout_and_the_render_thread_stops():
     assert len(beats) >= 5, "no heartbeat while the template rendered"
     assert CALLS["slow_render"] == 0
 
-    def render_thread_gone():
-        return not [t for t in threading.enumerate() if t.ident not in before and t.name == "flowforge-action"]
-
     deadline = time.monotonic() + 2
-    while not render_thread_gone() and time.monotonic() < deadline:
+    while executor._action_threads.busy and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert render_thread_gone()
+    assert executor._action_threads.busy == 0, "the render thread is still rendering"
+
+
+def test_action_threads_are_reused_but_never_one_still_running_an_action_past_its_deadline():
+    THREADS.clear()
+    for _ in range(20):
+        assert attempt("quick", {"value": 1}).status == TaskStatus.SUCCEEDED
+    assert len({id(thread) for thread in THREADS}) == 1, "a thread started per attempt"
+
+    release = threading.Event()
+    stuck = TaskSpec(id="stuck", action="test.returns", inputs={"kind": "block"}, timeout=0.2)
+    BLOCKERS["block"] = release
+    try:
+        result = execute_attempt(stuck, template_context=template_context(trigger={}, task_results={}, run={"id": 1}),
+                                 registry=REGISTRY, config=ActionConfig(), run_id=1)
+        assert result.error == "timed out after 0.2s"
+        assert attempt("after", {"value": 2}).output == {"value": 2}, "the next attempt waited for the stuck thread"
+        assert executor._action_threads.busy == 1
+    finally:
+        release.set()
+    deadline = time.monotonic() + 2
+    while executor._action_threads.busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert executor._action_threads.busy == 0
 
 
 def test_a_secret_is_looked_up_on_the_calling_thread_and_masked():
