@@ -32,6 +32,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import RedisError
 
+from runs import statements
 from workflows.definition import InvalidDefinition
 from workflows.models import Workflow
 from workflows.services import spec_for_version
@@ -211,7 +212,7 @@ def _workflow_at(token: str) -> Workflow | None:
 
 def _read_workflow(database, token: str) -> Workflow | None:
     # Written-out SQL: the ORM spent more CPU compiling this one-row read than the database took to answer it.
-    with database.cursor() as cursor:
+    with statements.cursor(database.alias) as cursor:  # prepared once per connection on PostgreSQL
         cursor.execute(_lookup_sql(database.alias), (token,))
         row = cursor.fetchone()
     return None if row is None else Workflow.from_db(database.alias, LOOKUP_FIELDS, row)
@@ -222,8 +223,8 @@ def _lookup_sql(alias: str) -> str:
     qn = connections[alias].ops.quote_name
     meta = Workflow._meta
     columns = ", ".join(qn(f.column) for f in meta.concrete_fields if f.attname in LOOKUP_FIELDS)
-    return (f"SELECT {columns} FROM {qn(meta.db_table)} WHERE {qn(meta.get_field('webhook_token').column)} = %s "
-            f"LIMIT 1")
+    return statements.prepared(f"SELECT {columns} FROM {qn(meta.db_table)}"
+                               f" WHERE {qn(meta.get_field('webhook_token').column)} = %s LIMIT 1")
 
 
 class WebhookShortcut:
