@@ -480,12 +480,25 @@ def _for_each(raw: dict, path: str, check: _Checker) -> str | None:
     return expression
 
 
+def _mentions(value: Any, names: tuple[str, ...]) -> bool:
+    """Whether a string inside `value` contains one of `names` at all."""
+    if isinstance(value, str):
+        return any(name in value for name in names)
+    if isinstance(value, dict):
+        return any(_mentions(v, names) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions(v, names) for v in value)
+    return False
+
+
 def _item_references(raw: dict, path: str, has_for_each: bool, check: _Checker) -> None:
     """`item` and `index` exist only in the templates of a task with `for_each`."""
     if has_for_each or "for_each" in raw:
         return
     places = [("run", raw.get("run")), ("when", raw.get("when")), ("inputs", raw.get("inputs"))]
     for key, value in places:
+        if not _mentions(value, ITEM_VARIABLES):
+            continue  # parsing templates is the costliest part of compiling; most never spell these names
         if isinstance(value, dict):
             found = [(f"{path}.{key}.{k}", template_variables(v)) for k, v in value.items()]
         else:
