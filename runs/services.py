@@ -27,7 +27,7 @@ from connectors.flow.actions import FlowApproval, FlowWait
 from connectors.platform import action_config
 from connectors.registry import default_registry
 from connectors.secrets import secret_value
-from workflows.definition import TaskSpec, WorkflowSpec
+from workflows.definition import InvalidDefinition, TaskSpec, WorkflowSpec
 from workflows.graph import downstream_of
 from workflows.limits import MAX_OUTPUT_BYTES, LimitExceeded, check_storable
 from workflows.models import Workflow, WorkflowVersion
@@ -113,7 +113,9 @@ def run_create(*, workflow: Workflow, trigger: dict | None = None, trigger_kind:
                version: WorkflowVersion | None = None, parent: WorkflowRun | None = None,
                reuse_tasks: list[str] | None = None, parent_run: WorkflowRun | None = None,
                parent_task_run_id: int | None = None, depth: int = 0) -> WorkflowRun:
-    """Store a queued run and enqueue its start once the transaction commits.
+    """Store a run. Of a workflow without a `concurrency` limit it starts at once: its task runs are created in
+    the same transaction and its first tasks sent when it commits (no `start_run` message and worker hop per run).
+    A limited one is stored queued and its start enqueued once the transaction commits (`run_start`).
 
     `parent` is the run a retry or re-run comes from; `parent_run`, `parent_task_run_id` and `depth` link a child
     run to the flow.run_workflow task that started it (SPEC §9).
@@ -121,12 +123,23 @@ def run_create(*, workflow: Workflow, trigger: dict | None = None, trigger_kind:
     version_id = version.id if version else workflow.current_version_id
     if version_id is None:
         raise RunError(f"workflow '{workflow.name}' has no definition version")
-    run = WorkflowRun.objects.create(
-        workflow=workflow, workflow_version_id=version_id, trigger=trigger or {}, trigger_kind=trigger_kind,
-        parent=parent, reuse_tasks=reuse_tasks or [], parent_run=parent_run,
-        parent_task_run_id=parent_task_run_id, depth=depth,
-    )
-    transaction.on_commit(lambda: enqueue_run_start(run.id))
+    try:
+        spec = spec_for_version(version_id)
+    except InvalidDefinition as exc:  # stored before a rule that now refuses it (e.g. an empty secret)
+        raise RunError(f"workflow '{workflow.name}': its definition is no longer valid ({exc}); save it again "
+                       f"to run it") from None
+    now = timezone.now()
+    with transaction.atomic():
+        run = WorkflowRun.objects.create(
+            workflow=workflow, workflow_version_id=version_id, trigger=trigger or {}, trigger_kind=trigger_kind,
+            parent=parent, reuse_tasks=reuse_tasks or [], parent_run=parent_run,
+            parent_task_run_id=parent_task_run_id, depth=depth,
+            **({} if spec.concurrency else {"status": RunStatus.RUNNING, "started_at": now}),
+        )
+        if spec.concurrency:
+            transaction.on_commit(lambda: enqueue_run_start(run.id))
+        else:
+            _start_tasks(run, spec, now)
     return run
 
 
@@ -210,12 +223,18 @@ def run_start(*, run_id: int) -> None:
         if spec.concurrency and not _has_capacity(run, spec.concurrency):
             return
         now = timezone.now()
-        statuses = _create_task_runs(run.id, spec, now, reused=_reused_task_runs(run, spec))
         run.status, run.started_at = RunStatus.RUNNING, now
         run.save(update_fields=["status", "started_at"])
-        outcome = run_outcome(statuses)
-        if outcome is not None:
-            _finish_run(run, outcome, spec)
+        _start_tasks(run, spec, now)
+
+
+def _start_tasks(run: WorkflowRun, spec: WorkflowSpec, now) -> None:
+    """Of a run just made running: create its task runs, queue the first ones, and end it when nothing is left to
+    run (every task reused from the run it re-runs)."""
+    statuses = _create_task_runs(run.id, spec, now, reused=_reused_task_runs(run, spec))
+    outcome = run_outcome(statuses)
+    if outcome is not None:
+        _finish_run(run, outcome, spec)
 
 
 def _create_task_runs(run_id: int, spec: WorkflowSpec, now, *, reused: dict[str, TaskRun] | None = None,
@@ -675,8 +694,12 @@ def _child_start(task_run: TaskRun, details: dict) -> None:
         return
     trigger = children.child_trigger(payload=details.get("payload"), parent_run_id=parent.id,
                                      task_id=task_run.task_id)
-    child = run_create(workflow=target, trigger=trigger, trigger_kind=TriggerKind.CHILD, parent_run=parent,
-                       parent_task_run_id=task_run.id, depth=depth)
+    try:
+        child = run_create(workflow=target, trigger=trigger, trigger_kind=TriggerKind.CHILD, parent_run=parent,
+                           parent_task_run_id=task_run.id, depth=depth)
+    except RunError as exc:
+        task_resume(task_run_id=task_run.id, status=TaskStatus.FAILED, output={}, error=str(exc))
+        return
     if details.get("wait", True):
         paused.update(output={"run_id": child.id, "workflow": target.name})
     else:
@@ -726,7 +749,11 @@ def run_failure_handle(*, run_id: int) -> WorkflowRun | None:
             log.warning("run %s failed; its on_failure handler was not started: %s", run.id, exc)
             return None
         trigger = {"body": children.failure_report(run), "kind": str(TriggerKind.FAILURE_HANDLER)}
-        return run_create(workflow=target, trigger=trigger, trigger_kind=TriggerKind.FAILURE_HANDLER)
+        try:
+            return run_create(workflow=target, trigger=trigger, trigger_kind=TriggerKind.FAILURE_HANDLER)
+        except RunError as exc:
+            log.warning("run %s failed; its on_failure handler was not started: %s", run.id, exc)
+            return None
 
 
 def _sweep_children_and_failures(now) -> dict[str, int]:

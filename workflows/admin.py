@@ -317,7 +317,7 @@ class WorkflowAdmin(admin.ModelAdmin):
                     error = str(exc)
                 else:
                     # The run page keeps this banner in step with the run's live status (flowforge.js).
-                    self.message_user(request, f"Run {run.pk} queued.", messages.SUCCESS,
+                    self.message_user(request, f"Run {run.pk} {run.status}.", messages.SUCCESS,
                                       extra_tags=f"ff-run-banner ff-run-{run.pk}")
                     return HttpResponseRedirect(reverse("admin:runs_workflowrun_change", args=[run.pk]))
         context = {

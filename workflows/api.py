@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from automation.api import PAYLOAD_PARSERS, StrictPageSize, errors_response
 from runs.models import TriggerKind
 from runs.permissions import WORKFLOWS, NotReadOnlyUser, OwnerOrModelPermission, visible_to
-from runs.services import run_create
+from runs.services import RunError, run_create
 
 from .limits import LimitExceeded, check_storable
 from .models import Workflow
@@ -136,7 +136,10 @@ class WorkflowViewSet(viewsets.ModelViewSet):
             check_storable(body, "body")
         except LimitExceeded as exc:
             return errors_response([{"path": exc.path, "message": exc.message}])
-        with transaction.atomic():
-            run = run_create(workflow=workflow, trigger={"body": body, "kind": TriggerKind.MANUAL.value},
-                             trigger_kind=TriggerKind.MANUAL)
+        try:
+            with transaction.atomic():
+                run = run_create(workflow=workflow, trigger={"body": body, "kind": TriggerKind.MANUAL.value},
+                                 trigger_kind=TriggerKind.MANUAL)
+        except RunError as exc:
+            return errors_response([{"path": "workflow", "message": str(exc)}], status.HTTP_409_CONFLICT)
         return Response({"run_id": run.id}, status=status.HTTP_202_ACCEPTED)

@@ -70,7 +70,7 @@ def test_an_operator_runs_a_workflow_and_watches_it_succeed(live_server, browser
     page.wait_for_url(re.compile(r"/admin/runs/workflowrun/\d+/change/$"))
     run = WorkflowRun.objects.get(workflow=workflow)
     assert run.trigger["body"] == {"user_id": 7}
-    expect(page.locator("#ff-run-status")).to_have_text("queued")
+    expect(page.locator("#ff-run-status")).to_have_text("running")  # started as it was created
     page.evaluate("window.__notReloaded = true")
 
     play_worker(run, {"task_A": "succeeded", "task_B": "running", "task_D": "running", "task_E": "pending"},

@@ -66,7 +66,7 @@ def test_the_run_now_banner_follows_the_run_to_its_end(live_server, browser_page
     page.wait_for_url(re.compile(r"/admin/runs/workflowrun/\d+/change/$"))
     run = WorkflowRun.objects.get(workflow=workflow)
     banner = page.locator(f".messagelist .ff-run-{run.id}")
-    expect(banner).to_have_text(f"Run {run.id} queued.")
+    expect(banner).to_have_text(f"Run {run.id} running.")  # started as it was created
     play_worker(run, {task: "succeeded" for task in ("task_A", "task_B", "task_D", "task_E")}, "succeeded")
     expect(banner).to_have_text(f"Run {run.id} succeeded.")
     expect(banner).to_have_class(re.compile(r"\bsuccess\b"))

@@ -20,7 +20,6 @@ def start(broker_double, owner, inputs: str) -> WorkflowRun:  # noqa: F811
                                     "  next: {action: transform.jinja, depends_on: [pause], inputs: {value: 1}}\n",
                              owner=owner)
     run = broker_double.step(services.run_create, workflow=workflow)
-    broker_double.deliver(broker_double.take("start_run")[0])
     broker_double.deliver(broker_double.take("execute_task")[0])
     return run
 

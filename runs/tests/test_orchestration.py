@@ -21,8 +21,6 @@ def save(owner, tasks: str, name: str = "orchestrated"):
 
 def start(broker_double, workflow) -> WorkflowRun:  # noqa: F811
     run = broker_double.step(services.run_create, workflow=workflow)
-    [message] = broker_double.take("start_run")
-    broker_double.deliver(message)
     return run
 
 
@@ -153,9 +151,22 @@ def test_the_sweep_sends_again_a_message_the_broker_lost(alice, broker_double, s
     assert WorkflowRun.objects.get(id=run.id).status == "succeeded"
 
 
+def test_a_run_of_a_workflow_without_a_concurrency_limit_starts_in_the_transaction_that_creates_it(
+        alice, broker_double):  # noqa: F811
+    run = broker_double.step(services.run_create, workflow=save(alice, "  a: {action: test.outcome}\n"
+                                                                       "  b: {action: test.outcome, depends_on: [a]}\n"))
+    assert WorkflowRun.objects.get(id=run.id).status == "running"
+    assert states(run) == {"a": "queued", "b": "pending"}
+    assert [m.task for m in broker_double.messages] == ["execute_task"], "a start_run hop"
+    broker_double.deliver_all()
+    assert WorkflowRun.objects.get(id=run.id).status == "succeeded"
+
+
 def test_the_sweep_starts_a_run_whose_start_message_was_lost(alice, broker_double, settings):  # noqa: F811
-    run = broker_double.step(services.run_create, workflow=save(alice, "  a: {action: test.outcome}\n"))
-    broker_double.take()
+    run = broker_double.step(services.run_create, workflow=workflow_save(
+        source="name: limited\nconcurrency: 1\ntasks:\n  a: {action: test.outcome}\n", owner=alice))
+    assert WorkflowRun.objects.get(id=run.id).status == "queued"
+    assert [m.task for m in broker_double.take()] == ["start_run"]  # then lost by the broker
     broker_double.advance_clock(settings.AUTOMATION_REQUEUE_AFTER_SECONDS + 1)
     assert broker_double.step(services.sweep)["restarted"] == 1
     broker_double.deliver_all()

@@ -125,7 +125,7 @@ def test_a_fire_creates_one_cron_run_for_the_scheduled_instant_and_a_duplicate_f
     run_ids = cron_fire(workflow_id=workflow.id, trigger_index=0, now=beat_woke)
     assert scheduled(run_ids) == ["2026-06-10T09:00:00+02:00"]
     run = WorkflowRun.objects.get(id=run_ids[0])
-    assert run.trigger_kind == "cron" and run.status == "queued" and run.trigger["kind"] == "cron"
+    assert run.trigger_kind == "cron" and run.status == "running" and run.trigger["kind"] == "cron"
     assert cron_fire(workflow_id=workflow.id, trigger_index=0, now=beat_woke + timedelta(seconds=3)) == []
     assert WorkflowRun.objects.filter(workflow=workflow).count() == 1
 

@@ -75,7 +75,7 @@ def test_saving_schedules_a_registered_type_and_a_fire_starts_a_run_that_deletin
 
     run = WorkflowRun.objects.get(workflow_id=workflow_id)
     assert (run.trigger_kind, run.trigger, run.status) == ("tick", {"kind": "tick", "body": {"label": "hello"}},
-                                                           "queued")
-    run.delete()  # a workflow with a queued run cannot be deleted
+                                                           "running")
+    run.delete()  # a workflow with an unfinished run cannot be deleted
     assert api.delete(f"/api/workflows/{workflow_id}/").status_code == 204
     assert not PeriodicTask.objects.filter(name__startswith=f"flowforge:{workflow_id}:").exists()

@@ -293,7 +293,7 @@ def test_replaying_a_delivery_starts_a_new_run_with_the_same_trigger(client, wor
     delivery = WebhookDelivery.objects.get(run_id=first.json()["run_id"])
     replayed = delivery_replay(delivery.id)
     original = WorkflowRun.objects.get(id=first.json()["run_id"])
-    assert replayed.id != original.id and replayed.status == "queued"
+    assert replayed.id != original.id and replayed.status == "running"
     assert replayed.trigger == {**original.trigger, "replayed_from": delivery.id}
 
 

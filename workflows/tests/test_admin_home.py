@@ -109,7 +109,7 @@ def test_the_run_now_banner_is_shown_once_and_names_the_run_for_the_live_page(ad
     page = admin_client.post(reverse("admin:workflows_workflow_run", args=[workflow.id]), {"payload": "{}"},
                              follow=True)
     run_id = page.context["run"].pk
-    assert re.search(rf'<li class="ff-run-banner ff-run-{run_id} success">Run {run_id} queued.</li>',
+    assert re.search(rf'<li class="ff-run-banner ff-run-{run_id} success">Run {run_id} running.</li>',
                      page.content.decode())
     assert f'data-run-id="{run_id}"' in page.content.decode()
     again = admin_client.get(reverse("admin:runs_workflowrun_change", args=[run_id])).content.decode()

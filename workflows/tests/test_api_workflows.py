@@ -7,7 +7,8 @@ from rest_framework.test import APIClient
 
 from runs.models import WorkflowRun
 from runs.tests.operator_fixtures import INVALID, PIPELINE, alice, bob, make_workflow, staff, viewer  # noqa: F401
-from workflows.models import Workflow
+from workflows.models import Workflow, WorkflowVersion
+from workflows.services import spec_for_version
 
 pytestmark = pytest.mark.django_db
 
@@ -104,7 +105,19 @@ def test_running_an_own_workflow_stores_the_payload_as_trigger_body(alice):
     response = client_for(alice).post(f"/api/workflows/{workflow.id}/run/", {"user_id": 7}, format="json")
     assert response.status_code == 202
     run = WorkflowRun.objects.get(id=response.json()["run_id"])
-    assert run.trigger["body"] == {"user_id": 7} and run.status == "queued"
+    assert run.trigger["body"] == {"user_id": 7} and run.status == "running"  # started in the request
+
+
+def test_running_a_workflow_whose_stored_definition_no_longer_compiles_is_a_conflict_naming_it(alice):
+    workflow = make_workflow(alice)
+    WorkflowVersion.objects.filter(id=workflow.current_version_id).update(
+        definition={"name": workflow.name, "tasks": {"a": {"action": "no.such_action"}}})
+    spec_for_version.cache_clear()
+    response = client_for(alice).post(f"/api/workflows/{workflow.id}/run/", {}, format="json")
+    assert response.status_code == 409
+    [error] = response.json()["errors"]
+    assert error["path"] == "workflow" and "no longer valid" in error["message"] and "no.such_action" in error["message"]
+    assert not WorkflowRun.objects.filter(workflow=workflow).exists()
 
 
 def test_anonymous_requests_are_refused(db):
