@@ -393,11 +393,13 @@ def _loaded(model: type[models.Model], values: dict[str, Any]) -> models.Model:
 def _execute_claimed(task_run: TaskRun, *, keep_local_queue: str | None) -> TaskRun | None:
     """Execute one attempt of a claimed task run and record it; returns the next task run claimed here."""
     run = task_run.run
-    spec = spec_for_version(run.workflow_version_id)
+    # The reads before the action are safe to repeat; a connection dropped here must not leave the claimed task
+    # run `running` under a live worker, which no sweep recovers.
+    spec = _once_more_on_lost_connection(lambda: spec_for_version(run.workflow_version_id))
     task = spec.tasks[task_run.task_id]
     secrets = RecordingSecrets(lambda name: secret_value(name, owner_id=run.workflow.owner_id))
     expanding = task.for_each is not None and task_run.item_index is None
-    context = template_context(
+    context = _once_more_on_lost_connection(lambda: template_context(
         trigger=run.trigger,
         task_results=_upstream_results(run.id, task) if expanding or _item_reads_steps(task_run, task) else {},
         run={"id": run.id, "workflow": run.workflow.name,
@@ -406,7 +408,7 @@ def _execute_claimed(task_run: TaskRun, *, keep_local_queue: str | None) -> Task
         secrets=secrets,
         task={"idempotency_key": idempotency_key(run.id, task_run.task_id, task_run.item_index)},
         **_item_context(task_run),
-    )
+    ))
     if expanding:
         next_task_run = _for_each_start(task_run, task, spec, context, keep_local_queue=keep_local_queue)
         if next_task_run is not None:
