@@ -434,11 +434,6 @@ _RUN_FIELDS = ("run__id", "run__trigger", "run__trigger_kind", "run__started_at"
                "run__workflow_id")
 
 
-def _lock_run(run_id: int) -> WorkflowRun:
-    """Lock the run row: every change to a run's task states happens under this lock."""
-    return statements.lock_run(run_id)
-
-
 def _uses_templates(task) -> bool:
     return has_template(task.when) or any(has_template(v) or isinstance(v, (dict, list)) for v in task.inputs.values())
 
@@ -527,7 +522,7 @@ def _record_attempt_once(task_run: TaskRun, result: AttemptResult, spec: Workflo
             if workflow_id is not None:
                 run = WorkflowRun(id=task_run.run_id, status=RunStatus.RUNNING, workflow_id=workflow_id)
                 return _after_attempt(run, spec, task_run, values, keep_local_queue)
-        run = _lock_run(task_run.run_id)
+        run = statements.lock_run(task_run.run_id)
         cancelled = run.status != RunStatus.RUNNING
         if result.status == TaskStatus.WAITING and not cancelled:
             _record_pause(task_run, result, TaskRun.objects.filter(**mine), common, now)
@@ -917,7 +912,7 @@ def _recover_zombie(task_run: TaskRun, now) -> int:
     entry = _attempt_entry(task_run, "lost", error, now)
     logs = _joined_logs(task_run, f"[{error}]")
     with transaction.atomic():
-        run = _lock_run(task_run.run_id)
+        run = statements.lock_run(task_run.run_id)
         mine = TaskRun.objects.filter(id=task_run.id, status=TaskStatus.RUNNING, attempt=task_run.attempt,
                                       heartbeat_at=task_run.heartbeat_at)
         if run.status == RunStatus.RUNNING and lost < settings.AUTOMATION_MAX_LOST_ATTEMPTS:
@@ -1014,7 +1009,7 @@ def task_resume(*, task_run_id: int, status: TaskStatus, output: dict, error: st
     if run_id is None:
         return None
     with transaction.atomic():
-        run = _lock_run(run_id)
+        run = statements.lock_run(run_id)
         row = TaskRun.objects.select_for_update().filter(id=task_run_id, status=TaskStatus.WAITING).first()
         if row is None:
             return None
@@ -1164,7 +1159,7 @@ def _for_each_start(task_run: TaskRun, task: TaskSpec, spec: WorkflowSpec, conte
     expansion = foreach.expand(task, context, max_items=settings.AUTOMATION_MAX_ITEMS)
     now = timezone.now()
     with transaction.atomic():
-        run = _lock_run(task_run.run_id)
+        run = statements.lock_run(task_run.run_id)
         mine = TaskRun.objects.filter(id=task_run.id, status=TaskStatus.RUNNING, attempt=task_run.attempt)
         if run.status != RunStatus.RUNNING:
             mine.update(status=TaskStatus.CANCELLED, finished_at=now)

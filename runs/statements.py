@@ -134,7 +134,8 @@ def _update_sql(model: type[models.Model], names: tuple[str, ...], shape: tuple[
 
 
 def lock_run(run_id: int, *, using: str = "default") -> WorkflowRun:
-    """The run's id, status and workflow, its row locked until the transaction ends (SQLite locks on write)."""
+    """The run's id, status and workflow, its row locked until the transaction ends (SQLite locks on write):
+    every change to a run's task states happens under this lock."""
     with cursor(using) as django_cursor:
         django_cursor.execute(_lock_run_sql(using), [run_id])
         row = django_cursor.fetchone()
