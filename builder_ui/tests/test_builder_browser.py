@@ -374,6 +374,24 @@ def test_flow_actions_have_their_family_and_a_for_each_task_offers_item_and_inde
     assert page.js_errors == []
 
 
+def test_a_completion_list_reopened_just_after_leaving_its_field_stays_open(page, builder_user):
+    workflow = workflow_save(owner=builder_user, source={"name": "Back", "tasks": {
+        "users": {"action": "transform.jinja", "inputs": {"value": "[1, 2]"}},
+        "fetch": {"action": "http.request", "inputs": {"url": "https://example.com/"}, "depends_on": ["users"]},
+    }})
+    page.clock.install()
+    page.goto(f"/builder/{workflow.id}/")
+    node(page, "fetch").click()
+    url = page.get_by_test_id("field-url")
+    url.click()
+    page.clock.pause_at(page.evaluate("Date.now()") + 1_000)  # the field's close-after-blur delay waits for us
+    page.get_by_test_id("task-for_each").click()  # leaving the URL field schedules its list to close
+    url.fill("https://example.com/{{ steps.us")  # back before that delay: the list opens again
+    page.clock.run_for(1_000)
+    expect(page.get_by_test_id("suggestion-steps.users.output")).to_be_visible()
+    assert page.js_errors == []
+
+
 def test_a_waiting_task_is_coloured_as_waiting_while_the_run_goes_on(page, builder_user, start_worker):
     start_worker("w1", concurrency=2)
     workflow = workflow_save(owner=builder_user, source={"name": "Pause", "tasks": {
@@ -383,8 +401,8 @@ def test_a_waiting_task_is_coloured_as_waiting_while_the_run_goes_on(page, build
     page.goto(f"/builder/{workflow.id}/")
     page.get_by_test_id("run").click()
     expect(node(page, "pause")).to_have_attribute("data-status", "waiting", timeout=RUN_DEADLINE_MS)
-    colour = page.get_by_test_id("node-pause").evaluate("el => getComputedStyle(el).borderLeftColor")
-    assert colour == "rgb(168, 85, 247)", colour  # --st-waiting, unlike running's blue
+    # --st-waiting, unlike running's blue; polled, as the border eases in over 0.15 s.
+    expect(page.get_by_test_id("node-pause")).to_have_css("border-left-color", "rgb(168, 85, 247)")
     node(page, "pause").click()
     expect(page.get_by_test_id("task-run-waiting")).to_contain_text("until")
     expect(node(page, "after")).to_have_attribute("data-status", "pending")

@@ -19,8 +19,17 @@ export function TemplateInput({ id, value, onChange, suggestions, multiline, row
   const ref = useRef<HTMLInputElement & HTMLTextAreaElement>(null);
   const [open, setOpen] = useState<{ start: number; items: string[] } | null>(null);
   const [active, setActive] = useState(0);
+  // Leaving the field closes its list a moment later (so a click on an item still lands); coming back before then
+  // must cancel that close, or it shuts the list the user just reopened.
+  const closeTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+
+  function cancelClose() {
+    if (closeTimer.current !== null) clearTimeout(closeTimer.current);
+    closeTimer.current = null;
+  }
 
   function refresh(text: string, caret: number | null) {
+    cancelClose();
     const expr = caret === null ? null : openExpression(text, caret);
     if (!expr) {
       setOpen(null);
@@ -69,7 +78,14 @@ export function TemplateInput({ id, value, onChange, suggestions, multiline, row
       refresh(e.target.value, e.target.selectionStart);
     },
     onKeyDown,
-    onBlur: () => setTimeout(() => setOpen(null), 150),
+    onFocus: cancelClose,
+    onBlur: () => {
+      cancelClose();
+      closeTimer.current = setTimeout(() => {
+        closeTimer.current = null;
+        setOpen(null);
+      }, 150);
+    },
     onClick: (e: { currentTarget: HTMLInputElement | HTMLTextAreaElement }) =>
       refresh(e.currentTarget.value, e.currentTarget.selectionStart),
   };
