@@ -8,9 +8,15 @@ the others are stopped as well and the exit status says so.
 Why a Python process and not a bash `trap`: a non-interactive bash starts `cmd &` with SIGINT ignored, and a signal
 ignored on entry cannot be trapped by bash, so `bin/start &` then `kill -INT` used to leave every process running.
 Python installs its handlers whatever the disposition it inherited, and the children start with default ones.
+
+The supervisor is also its children's subreaper (Linux): a process orphaned inside a group (a gunicorn worker whose
+master died first, a command a shell step left running in the background) is reparented to it instead of to pid 1,
+and reaped. A container's pid 1 is often not an init and never reaps, and an unreaped exit still counts as a
+member of its process group, so a stopped group would never look empty.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -23,6 +29,8 @@ from automation.env import env_int, env_str
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_SECONDS = 7.0  # every child gets this long to stop cleanly; the rest of its group is then killed
 POLL_SECONDS = 0.1
+REAP_AFTER_KILL_SECONDS = 2.0  # how long SIGKILLed members may take to exit and be reaped
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
 
 def cpu_count() -> int:
@@ -70,6 +78,7 @@ def supervise(commands: Mapping[str, Sequence[str]], *, grace: float = GRACE_SEC
     for signum in STOP_SIGNALS:
         # Only noted here: raising from a handler could interrupt Popen between fork and bookkeeping.
         signal.signal(signum, lambda signum, frame: received.append(signum))
+    _become_subreaper()
     children: dict[str, subprocess.Popen] = {}
     try:
         for name, command in commands.items():
@@ -85,6 +94,7 @@ def supervise(commands: Mapping[str, Sequence[str]], *, grace: float = GRACE_SEC
 
 def _wait(children: Mapping[str, subprocess.Popen], received: list[int]) -> int:
     while not received:
+        _reap_orphans(children)
         for name, child in children.items():
             code = child.poll()
             if code is not None:
@@ -110,6 +120,7 @@ def _stop_all(children: Mapping[str, subprocess.Popen], *, grace: float) -> None
     began, hurried = time.monotonic(), False
     running = dict(children)
     while running and time.monotonic() < began + grace:
+        _reap_orphans(children)
         if not hurried and time.monotonic() >= began + grace / 2:
             hurried = True
             for child in running.values():
@@ -125,6 +136,32 @@ def _stop_all(children: Mapping[str, subprocess.Popen], *, grace: float) -> None
             _signal_group(child.pid, signal.SIGKILL)
     for child in children.values():
         child.wait()
+    reap_until = time.monotonic() + REAP_AFTER_KILL_SECONDS
+    while any(_group_alive(child) for child in children.values()) and time.monotonic() < reap_until:
+        _reap_orphans(children)
+        time.sleep(POLL_SECONDS)
+
+
+def _become_subreaper() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # no libc prctl: orphans then go to pid 1 as before
+        pass
+
+
+def _reap_orphans(children: Mapping[str, subprocess.Popen]) -> None:
+    """Reap exited processes reparented to us; our own children are left to their Popen, which needs the status."""
+    own = {child.pid for child in children.values()}
+    while True:
+        try:
+            exited = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # no children at all
+            return
+        if exited is None or exited.si_pid in own:
+            return
+        os.waitpid(exited.si_pid, 0)
 
 
 def _signal_group(pgid: int, signum: int) -> None:

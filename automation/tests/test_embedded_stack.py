@@ -26,8 +26,8 @@ STOP_WITHIN_SECONDS = 10.0
 
 # --- processes of a session ---------------------------------------------------------------------------------------
 
-def session_processes(session: int) -> dict[int, int]:
-    """{pid: process group} of the live (non-zombie) processes in `session`."""
+def session_processes(session: int, *, zombies: bool = False) -> dict[int, int]:
+    """{pid: process group} of the live (and with `zombies`, the exited but unreaped) processes in `session`."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -37,7 +37,7 @@ def session_processes(session: int) -> dict[int, int]:
         except OSError:
             continue
         state, _ppid, pgrp, sid = stat.rsplit(")", 1)[1].split()[:4]
-        if int(sid) == session and state != "Z":
+        if int(sid) == session and (zombies or state != "Z"):
             found[int(entry.name)] = int(pgrp)
     return found
 
@@ -94,6 +94,46 @@ def test_the_supervisor_stops_every_child_and_grandchild_on_int_term_and_hup_eve
         assert supervisor.wait(timeout=STOP_WITHIN_SECONDS) == 128 + signum
         assert_all_gone(supervisor.pid, started)
         assert f"{signal.Signals(signum).name} received" in supervisor.stdout.read()
+    finally:
+        kill_session(supervisor.pid)
+
+
+ORPHANING_STACK = """
+import sys
+from automation.supervisor import supervise
+sys.exit(supervise({
+    # A subshell starts a short job and exits at once: the job is orphaned inside web's group and exits later.
+    "web": ["sh", "-c", "(sleep 1.5 &); exec sleep 300"],
+    "beat": ["sleep", "300"],
+}, grace=1.0))
+"""
+
+
+def parent_of(pid: int) -> int:
+    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_the_supervisor_adopts_and_reaps_processes_orphaned_in_its_groups_so_a_stopped_group_is_really_gone():
+    # A container's pid 1 often reaps late or never, and an unreaped exit is still a member of its process group.
+    supervisor = subprocess.Popen([sys.executable, "-c", ORPHANING_STACK], cwd=ROOT, start_new_session=True,
+                                  stdout=subprocess.PIPE, text=True)
+    try:
+        def orphan() -> int | None:
+            return next((pid for pid in session_processes(supervisor.pid)
+                         if (Path("/proc") / str(pid) / "cmdline").read_bytes() == b"sleep\x001.5\x00"), None)
+
+        orphaned = wait_for(orphan, timeout=10, message="the orphaned job")
+        wait_for(lambda: parent_of(orphaned) in (supervisor.pid, 1), timeout=1, interval=0.05,
+                 message="the subshell that started it to exit")
+        assert parent_of(orphaned) == supervisor.pid  # adopted by the supervisor, not by pid 1
+        groups = set(session_processes(supervisor.pid).values()) - {supervisor.pid}
+        wait_for(lambda: orphaned not in session_processes(supervisor.pid, zombies=True), timeout=3, interval=0.05,
+                 message="the orphan to exit and be reaped")
+        os.kill(supervisor.pid, signal.SIGTERM)
+        assert supervisor.wait(timeout=STOP_WITHIN_SECONDS) == 128 + signal.SIGTERM
+        for pgid in groups:
+            with pytest.raises(ProcessLookupError):  # no member left, not even an unreaped one
+                os.killpg(pgid, 0)
     finally:
         kill_session(supervisor.pid)
 
