@@ -286,6 +286,32 @@ def test_template_completion_offers_upstream_outputs_and_secrets_in_fields_of_an
     assert page.js_errors == []
 
 
+def test_a_key_typed_right_after_taking_a_suggestion_lands_after_the_expression_even_in_a_slow_frame(
+        page, builder_user):
+    workflow = workflow_save(owner=builder_user, source={"name": "Caret", "tasks": {
+        "fetch": {"action": "http.request", "inputs": {"url": "https://example.com/"}},
+        "shape": {"action": "transform.jinja", "inputs": {"value": "A  B"}, "depends_on": ["fetch"]},
+    }})
+    page.goto(f"/builder/{workflow.id}/")
+    node(page, "shape").click()
+    value = page.get_by_test_id("field-value")
+    value.click()
+    for key in ("Home", "ArrowRight", "ArrowRight"):  # the caret between the two spaces
+        value.press(key)
+    value.press_sequentially("{{ ste")
+    expect(page.get_by_test_id("suggestion-steps.fetch.output")).to_be_visible()
+
+    page.evaluate("window.requestAnimationFrame = () => 0")  # a busy browser: the next frame comes late
+    page.get_by_test_id("suggestion-steps.fetch.output").click()
+    value.press_sequentially("!")
+    expect(value).to_have_value("A {{ steps.fetch.output }}! B")
+
+    page.locator(".ff-template:has([data-testid=field-value]) .ff-template-insert").click()
+    value.press_sequentially("x")
+    expect(value).to_have_value("A {{ steps.fetch.output }}!{{ x B")
+    assert page.js_errors == []
+
+
 def test_the_cycle_notice_goes_away_when_the_graph_changes(page, builder_user):
     workflow = workflow_save(owner=builder_user, source={"name": "Two", "tasks": {
         "a": {"run": "echo a"}, "b": {"run": "echo b", "depends_on": ["a"]}}})

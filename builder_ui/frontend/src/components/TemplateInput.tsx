@@ -1,6 +1,6 @@
 // A text input (or textarea) that suggests `{{ expressions }}` after the user types `{{`.
 
-import { useRef, useState, type KeyboardEvent } from "react";
+import { useLayoutEffect, useRef, useState, type KeyboardEvent } from "react";
 import { filterSuggestions, insertExpression, openExpression } from "../completions";
 
 interface Props {
@@ -22,6 +22,18 @@ export function TemplateInput({ id, value, onChange, suggestions, multiline, row
   // Leaving the field closes its list a moment later (so a click on an item still lands); coming back before then
   // must cancel that close, or it shuts the list the user just reopened.
   const closeTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  // Where the caret goes once an inserted expression is on screen. Placed in the same commit as the new value
+  // (not a frame later), so a key typed right after the insertion lands after it, not in the middle.
+  const pendingCaret = useRef<number | null>(null);
+
+  useLayoutEffect(() => {
+    const el = ref.current;
+    const caret = pendingCaret.current;
+    if (!el || caret === null) return;
+    pendingCaret.current = null;
+    el.focus();
+    el.setSelectionRange(caret, caret);
+  });
 
   function cancelClose() {
     if (closeTimer.current !== null) clearTimeout(closeTimer.current);
@@ -44,12 +56,9 @@ export function TemplateInput({ id, value, onChange, suggestions, multiline, row
     const el = ref.current;
     if (!el || !open) return;
     const result = insertExpression(value, el.selectionStart ?? value.length, open.start, expr);
+    pendingCaret.current = result.caret;
     onChange(result.text);
     setOpen(null);
-    requestAnimationFrame(() => {
-      el.focus();
-      el.setSelectionRange(result.caret, result.caret);
-    });
   }
 
   function onKeyDown(event: KeyboardEvent) {
@@ -104,13 +113,10 @@ export function TemplateInput({ id, value, onChange, suggestions, multiline, row
           if (!el) return;
           const caret = el.selectionStart ?? value.length;
           const text = `${value.slice(0, caret)}{{ ${value.slice(caret)}`;
+          pendingCaret.current = caret + 3;
           onChange(text);
           setOpen({ start: caret, items: filterSuggestions(suggestions, "") });
           setActive(0);
-          requestAnimationFrame(() => {
-            el.focus();
-            el.setSelectionRange(caret + 3, caret + 3);
-          });
         }}
       >
         {"{ }"}
