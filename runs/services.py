@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 from datetime import timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Callable, TypeVar
 
 from django.conf import settings
@@ -148,69 +148,56 @@ def run_create_with_companion(*, workflow: Workflow, trigger: dict, trigger_kind
     """Store a run of the workflow's current version and `companion`, an unsaved row of the layer above whose
     `run_field` foreign key points at the run (a webhook delivery), atomically; returns the run id.
 
-    On PostgreSQL both rows go in ONE statement (`WITH new_run AS (INSERT ... RETURNING id) INSERT ... SELECT`).
-    A unique violation of either row raises IntegrityError with nothing stored; inside an outer transaction the
-    statement runs in a savepoint, so it does not abort the outer one. A workflow without a `concurrency` limit
-    starts at once: its task runs are inserted in the same transaction and its first tasks sent on commit (no
-    `start_run` message and worker hop per run); a limited one is stored queued and its start enqueued.
+    A workflow without a `concurrency` limit starts at once: its task runs are inserted with the run and its
+    first tasks sent once they are committed (no `start_run` message and worker hop per run); a limited one is
+    stored queued and its start enqueued. On PostgreSQL the run, the companion and the task runs are ONE
+    statement (`runs.statements.insert_run_with`), which outside a transaction commits on its own: no BEGIN and
+    COMMIT round trips. A unique violation raises IntegrityError with nothing stored; inside an outer transaction
+    the statement runs in a savepoint, so it does not abort the outer one.
     """
     if workflow.current_version_id is None:
         raise RunError(f"workflow '{workflow.name}' has no definition version")
     spec = spec_for_version(workflow.current_version_id)
-    now = timezone.now()
     start_now = not spec.concurrency
     run = WorkflowRun(workflow_id=workflow.id, workflow_version_id=workflow.current_version_id, trigger=trigger,
                       trigger_kind=trigger_kind)
     if start_now:
-        run.status, run.started_at = RunStatus.RUNNING, now
+        run.status, run.started_at = RunStatus.RUNNING, timezone.now()
     connection = connections[router.db_for_write(WorkflowRun)]
-    with transaction.atomic(using=connection.alias):
-        if connection.vendor != "postgresql":
-            # SQLite (the embedded default) has no INSERT inside WITH: two inserts instead.
+    if connection.vendor != "postgresql":
+        # SQLite (the embedded default) has no INSERT inside WITH: separate inserts in one transaction.
+        with transaction.atomic(using=connection.alias):
             run.save(using=connection.alias)
             setattr(companion, f"{run_field}_id", run.id)
             companion.save(using=connection.alias)
+            if start_now:
+                _create_task_runs(run.id, spec, run.started_at, using=connection.alias)
+    else:
+        sql = _run_with_sql(run.workflow_version_id, type(companion), run_field, connection.alias)
+        if connection.in_atomic_block:
+            with transaction.atomic(using=connection.alias):
+                run.id, queued = statements.insert_run_with(sql, run, companion, run_field, using=connection.alias)
         else:
-            statement = _run_and_companion_sql(type(companion), run_field, connection.alias)
-            params = (*_insert_params(run, connection), *_insert_params(companion, connection, skip=run_field))
-            with connection.cursor() as cursor:
-                cursor.execute(statement, params)
-                run.id = cursor.fetchone()[0]
+            run.id, queued = statements.insert_run_with(sql, run, companion, run_field, using=connection.alias)
         if start_now:
-            _create_task_runs(run.id, spec, now, using=connection.alias)
+            transaction.on_commit(lambda: enqueue_task_runs(queued), using=connection.alias)
     run_id = run.id
     if not start_now:
         transaction.on_commit(lambda: enqueue_run_start(run_id), using=connection.alias)
     return run_id
 
 
-def _insert_fields(model: type[models.Model], skip: str | None = None) -> list[models.Field]:
-    """The columns an INSERT of `model` writes: every concrete field but the primary key (and `skip`)."""
-    return [f for f in model._meta.local_concrete_fields if not f.primary_key and f.name != skip]
-
-
-def _insert_params(obj: models.Model, connection, skip: str | None = None) -> list:
-    # pre_save fills auto_now_add; get_db_prep_save adapts JSON and bytes as Model.save would.
-    return [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in _insert_fields(type(obj), skip)]
-
-
-@cache
-def _run_and_companion_sql(companion_model: type[models.Model], run_field: str, alias: str) -> str:
-    """The statement `run_create_with_companion` sends, written out once per companion model and database."""
-    qn = connections[alias].ops.quote_name
-    run_fields = _insert_fields(WorkflowRun)
-    companion_fields = _insert_fields(companion_model, skip=run_field)
-    run_pk = qn(WorkflowRun._meta.pk.column)
-    link = qn(companion_model._meta.get_field(run_field).column)
-    run_columns = ", ".join(qn(f.column) for f in run_fields)
-    companion_columns = ", ".join([*(qn(f.column) for f in companion_fields), link])
-    return (
-        f"WITH new_run AS (INSERT INTO {qn(WorkflowRun._meta.db_table)} ({run_columns}) "
-        f"VALUES ({', '.join(['%s'] * len(run_fields))}) RETURNING {run_pk}) "
-        f"INSERT INTO {qn(companion_model._meta.db_table)} ({companion_columns}) "
-        f"SELECT {'%s, ' * len(companion_fields)}new_run.{run_pk} FROM new_run "
-        f"RETURNING {link}"
-    )
+@lru_cache(maxsize=64)
+def _run_with_sql(version_id: int, companion_model: type[models.Model], run_field: str, alias: str) -> str:
+    """`run_create_with_companion`'s statement for runs of one version: its task runs are the same every time."""
+    spec = spec_for_version(version_id)
+    tasks = [] if spec.concurrency else _initial_task_runs(spec)
+    for task in tasks:
+        if task.status == TaskStatus.QUEUED:
+            task.queued_at = statements.RUN_STARTED
+        elif task.status == TaskStatus.SKIPPED:
+            task.finished_at = statements.RUN_STARTED
+    return statements.run_with_sql(companion_model, run_field, tasks, alias)
 
 
 def run_start(*, run_id: int) -> None:
@@ -242,29 +229,37 @@ def _create_task_runs(run_id: int, spec: WorkflowSpec, now, *, reused: dict[str,
     """Insert the run's task runs (reused outputs copied, never-runnable ones skipped, ready ones queued), send
     the queued ones once the transaction commits, and return every task's initial status."""
     reused = reused or {}
+    rows = _initial_task_runs(spec, reused)
+    for row in rows:
+        row.run_id = run_id
+        if row.task_id in reused:
+            origin = reused[row.task_id]
+            row.output, row.inputs, row.attempt = origin.output, origin.inputs, origin.attempt
+            row.logs = f"[reused the output of run {origin.run_id}]"
+            row.started_at, row.finished_at = origin.started_at, origin.finished_at
+        elif row.status == TaskStatus.QUEUED:
+            row.queued_at = now
+        elif row.status == TaskStatus.SKIPPED:
+            row.finished_at = now
+    created = TaskRun.objects.using(using).bulk_create(rows)
+    to_send = [(row.id, row.queue) for row in created if row.status == TaskStatus.QUEUED]
+    transaction.on_commit(lambda: enqueue_task_runs(to_send), using=using)
+    return {row.task_id: row.status for row in rows}
+
+
+def _initial_task_runs(spec: WorkflowSpec, reused: dict[str, TaskRun] | None = None) -> list[TaskRun]:
+    """A new run's task runs, unsaved and without run or times: reused ones succeeded, those that can never run
+    skipped (with why), the ready ones queued, the rest pending with their upstream counters."""
+    reused = reused or {}
     statuses = {task_id: (TaskStatus.SUCCEEDED if task_id in reused else TaskStatus.PENDING)
                 for task_id in spec.tasks}
     decided = advance(spec.depends_on, _rules(spec), statuses)
     statuses.update({t: TaskStatus.SKIPPED for t in decided.to_skip})
     statuses.update({t: TaskStatus.QUEUED for t in decided.to_queue})
-    rows = []
-    for task_id, task in spec.tasks.items():
-        row = TaskRun(run_id=run_id, task_id=task_id, status=statuses[task_id], queue=task.queue,
-                      **_initial_counters(task, statuses))
-        if task_id in reused:
-            origin = reused[task_id]
-            row.output, row.inputs, row.attempt = origin.output, origin.inputs, origin.attempt
-            row.logs = f"[reused the output of run {origin.run_id}]"
-            row.started_at, row.finished_at = origin.started_at, origin.finished_at
-        elif statuses[task_id] == TaskStatus.QUEUED:
-            row.queued_at = now
-        elif statuses[task_id] == TaskStatus.SKIPPED:
-            row.finished_at, row.error = now, decided.skip_reasons.get(task_id, "")
-        rows.append(row)
-    created = TaskRun.objects.using(using).bulk_create(rows)
-    to_send = [(row.id, row.queue) for row in created if row.status == TaskStatus.QUEUED]
-    transaction.on_commit(lambda: enqueue_task_runs(to_send), using=using)
-    return statuses
+    return [TaskRun(task_id=task_id, status=statuses[task_id], queue=task.queue,
+                    error=decided.skip_reasons.get(task_id, "") if statuses[task_id] == TaskStatus.SKIPPED else "",
+                    **_initial_counters(task, statuses))
+            for task_id, task in spec.tasks.items()]
 
 
 def _initial_counters(task: TaskSpec, statuses: dict[str, str]) -> dict[str, int]:

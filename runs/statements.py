@@ -12,13 +12,14 @@ transaction-pooling PgBouncer older than 1.21, which cannot keep a session's pre
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from functools import cache
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from django.db import connections, models
 
-from .models import WorkflowRun
-from .states import RunStatus
+from .models import TaskRun, WorkflowRun
+from .states import RunStatus, TaskStatus
 
 _PREPARED: set[str] = set()  # the statements worth preparing: fixed shapes, sent for every task
 
@@ -153,3 +154,93 @@ def _lock_run_sql(using: str) -> str:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     return prepared(f"SELECT {qn('status')}, {qn('workflow_id')} FROM {qn(WorkflowRun._meta.db_table)}"
                     f" WHERE {qn('id')} = %s{lock}")
+
+
+# A task run's time that `run_with_sql` fills with its run's `started_at` (a marker, never stored).
+RUN_STARTED = datetime(1, 1, 1, tzinfo=timezone.utc)
+
+
+def insert_run_with(sql: str, run: WorkflowRun, companion: models.Model, run_field: str, *,
+                    using: str = "default") -> tuple[int, list[tuple[int, str]]]:
+    """Send `run_with_sql`'s statement for these unsaved rows; returns the run's id and the (id, queue) of its
+    queued task runs. Outside a transaction the statement is one on its own."""
+    connection = connections[using]
+    params = [*_insert_params(run, connection), *_insert_params(companion, connection, skip=run_field)]
+    with cursor(using) as django_cursor:
+        django_cursor.execute(sql, params)
+        rows = django_cursor.fetchall()
+    return rows[0][0], [(task_run_id, queue) for _, task_run_id, queue in rows if task_run_id is not None]
+
+
+def run_with_sql(companion_model: type[models.Model], run_field: str, tasks: Sequence[TaskRun], using: str) -> str:
+    """ONE statement inserting a run (its values as parameters), `companion` (a row whose `run_field` points at
+    the run; its values as parameters) and the run's task runs `tasks`, whose values are written into the
+    statement: they are the same for every run of a version, so the statement is built (and, after a few uses,
+    prepared) once per version. A task run's time set to RUN_STARTED becomes the run's `started_at`. Answers one
+    row per queued task run (run id, task run id, queue), or the run id alone."""
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    run_fields = _insert_fields(WorkflowRun)
+    companion_fields = _insert_fields(companion_model, skip=run_field)
+    run_pk, started = qn(WorkflowRun._meta.pk.column), qn(WorkflowRun._meta.get_field("started_at").column)
+    parts = [
+        f"WITH new_run AS (INSERT INTO {qn(WorkflowRun._meta.db_table)} ({_columns(run_fields, qn)}) "
+        f"VALUES ({', '.join(['%s'] * len(run_fields))}) RETURNING {run_pk}, {started})",
+        f"companion AS (INSERT INTO {qn(companion_model._meta.db_table)} "
+        f"({_columns(companion_fields, qn)}, {qn(companion_model._meta.get_field(run_field).column)}) "
+        f"SELECT {'%s, ' * len(companion_fields)}new_run.{run_pk} FROM new_run)",
+    ]
+    if not tasks:
+        return ", ".join(parts) + f" SELECT new_run.{run_pk}, NULL, NULL FROM new_run"
+    task_fields = _insert_fields(TaskRun)
+    expressions, listed = [], [[str(n)] for n in range(len(tasks))]
+    literal = _literal_renderer(connection)
+    for field in task_fields:
+        if field.attname == "run_id":
+            expressions.append(f"new_run.{run_pk}")
+            continue
+        raw = [getattr(task, field.attname) for task in tasks]
+        column = f"t.c{len(listed[0])}"
+        if any(value is RUN_STARTED for value in raw):
+            expressions.append(f"CASE WHEN {column} THEN new_run.{started} END")
+            values = ["TRUE" if value is RUN_STARTED else "FALSE" for value in raw]
+        else:
+            values = [literal(field.get_db_prep_save(field.pre_save(task, add=True), connection)) for task in tasks]
+            if len(set(values)) == 1:
+                expressions.append(values[0])
+                continue
+            expressions.append(column)
+        for row, value in zip(listed, values):
+            row.append(value)
+    names = ", ".join(["n", *(f"c{i}" for i in range(1, len(listed[0])))])
+    rows = ", ".join(f"({', '.join(row)})" for row in listed)
+    pk = qn(TaskRun._meta.pk.column)
+    parts.append(
+        f"task_runs AS (INSERT INTO {qn(TaskRun._meta.db_table)} ({_columns(task_fields, qn)}) "
+        f"SELECT {', '.join(expressions)} FROM new_run, (VALUES {rows}) AS t({names}) ORDER BY t.n "
+        f"RETURNING {pk}, {qn('status')}, {qn('queue')})")
+    return (", ".join(parts) + f" SELECT new_run.{run_pk}, task_runs.{pk}, task_runs.{qn('queue')} FROM new_run"
+            f" LEFT JOIN task_runs ON task_runs.{qn('status')} = '{TaskStatus.QUEUED.value}' ORDER BY task_runs.{pk}")
+
+
+def _literal_renderer(connection):
+    from psycopg import sql
+
+    connection.ensure_connection()
+    raw = connection.connection
+    # psycopg reads %s in the statement's text, quoted or not: a literal's % must be doubled.
+    return lambda value: sql.Literal(value).as_string(raw).strip().replace("%", "%%")
+
+
+def _columns(fields: list[models.Field], qn) -> str:
+    return ", ".join(qn(f.column) for f in fields)
+
+
+def _insert_fields(model: type[models.Model], skip: str | None = None) -> list[models.Field]:
+    """The columns an INSERT of `model` writes: every concrete field but the primary key (and `skip`)."""
+    return [f for f in model._meta.local_concrete_fields if not f.primary_key and f.name != skip]
+
+
+def _insert_params(obj: models.Model, connection, skip: str | None = None) -> list:
+    # pre_save fills auto_now_add; get_db_prep_save adapts JSON and bytes as Model.save would.
+    return [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in _insert_fields(type(obj), skip)]

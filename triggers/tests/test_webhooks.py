@@ -73,21 +73,45 @@ def counts(workflow) -> tuple[int, int]:
 
 
 
-def test_an_accepted_delivery_and_its_started_run_are_written_in_one_transaction(client, workflow):
-    """runs.services.run_create_with_companion writes the run and the delivery in one statement, then the task
-    runs, in one transaction: the run starts without a start_run hop, its first task already queued."""
+def test_an_accepted_delivery_and_its_started_run_are_written_in_one_statement(client, workflow):
+    """runs.services.run_create_with_companion writes the run, the delivery and the task runs in one statement
+    (outside a transaction, one on its own): the run starts without a start_run hop, its first task queued."""
     with CaptureQueriesContext(connection) as queries:
         response = post_json(client, workflow, {"n": 1})
     assert response.status_code == 202
     inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
-    assert len(inserts) == 2 and inserts[0].startswith("WITH new_run AS (INSERT INTO")
-    assert 'INSERT INTO "runs_taskrun"' in inserts[1]
+    assert len(inserts) == 1 and inserts[0].startswith("WITH new_run AS (INSERT INTO")
+    assert 'INSERT INTO "runs_taskrun"' in inserts[0]
     run = WorkflowRun.objects.get(id=response.json()["run_id"])
     assert (run.status, run.trigger_kind, run.reuse_tasks, run.parent_id) == ("running", "webhook", [], None)
     assert run.created_at is not None and run.started_at is not None
     assert run.workflow_version_id == workflow.current_version_id
     assert {t.status for t in run.task_runs.all()} == {"queued"}
     assert WebhookDelivery.objects.get(run=run).status_code == 202
+
+
+def test_the_task_runs_a_delivery_starts_are_those_any_other_start_creates(client, django_capture_on_commit_callbacks):
+    workflow = workflow_save(source={"name": "fan", "triggers": [{"type": "webhook"}], "tasks": {
+        "root": {"run": "echo 100%", "queue": "slow"},
+        "left": {"run": "echo 'l'", "depends_on": ["root"]},
+        "right": {"run": "echo r", "depends_on": ["root"]},
+        "join": {"run": "echo j", "depends_on": ["left", "right"], "trigger_rule": "one_success"},
+    }})
+    with django_capture_on_commit_callbacks() as sent:
+        first = post_json(client, workflow, {"n": 1}).json()["run_id"]
+        second = post_json(client, workflow, {"n": 2}).json()["run_id"]  # the statement's cached form
+    assert len(sent) == 2
+    for run_id in (first, second):
+        run = WorkflowRun.objects.get(id=run_id)
+        rows = {row[0]: row[1:] for row in run.task_runs.values_list(
+            "task_id", "status", "queue", "upstream_left", "queued_at", "inputs", "attempts", "logs", "item_index")}
+        assert rows == {
+            "root": ("queued", "slow", 0, run.started_at, {}, [], "", None),
+            "left": ("pending", "default", 1, None, {}, [], "", None),
+            "right": ("pending", "default", 1, None, {}, [], "", None),
+            "join": ("pending", "default", 2, None, {}, [], "", None),
+        }
+
 
 def test_a_json_post_stores_the_delivery_and_a_started_run_and_answers_202(client, workflow):
     response = post_json(client, workflow, {"user": {"name": "Ada"}}, X_Custom="yes")
