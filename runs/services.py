@@ -191,12 +191,7 @@ def run_create_with_companion(*, workflow: Workflow, trigger: dict, trigger_kind
 def _run_with_sql(version_id: int, companion_model: type[models.Model], run_field: str, alias: str) -> str:
     """`run_create_with_companion`'s statement for runs of one version: its task runs are the same every time."""
     spec = spec_for_version(version_id)
-    tasks = [] if spec.concurrency else _initial_task_runs(spec)
-    for task in tasks:
-        if task.status == TaskStatus.QUEUED:
-            task.queued_at = statements.RUN_STARTED
-        elif task.status == TaskStatus.SKIPPED:
-            task.finished_at = statements.RUN_STARTED
+    tasks = [] if spec.concurrency else _initial_task_runs(spec, statements.RUN_STARTED)
     return statements.run_with_sql(companion_model, run_field, tasks, alias)
 
 
@@ -229,7 +224,7 @@ def _create_task_runs(run_id: int, spec: WorkflowSpec, now, *, reused: dict[str,
     """Insert the run's task runs (reused outputs copied, never-runnable ones skipped, ready ones queued), send
     the queued ones once the transaction commits, and return every task's initial status."""
     reused = reused or {}
-    rows = _initial_task_runs(spec, reused)
+    rows = _initial_task_runs(spec, now, reused)
     for row in rows:
         row.run_id = run_id
         if row.task_id in reused:
@@ -237,29 +232,30 @@ def _create_task_runs(run_id: int, spec: WorkflowSpec, now, *, reused: dict[str,
             row.output, row.inputs, row.attempt = origin.output, origin.inputs, origin.attempt
             row.logs = f"[reused the output of run {origin.run_id}]"
             row.started_at, row.finished_at = origin.started_at, origin.finished_at
-        elif row.status == TaskStatus.QUEUED:
-            row.queued_at = now
-        elif row.status == TaskStatus.SKIPPED:
-            row.finished_at = now
     created = TaskRun.objects.using(using).bulk_create(rows)
     to_send = [(row.id, row.queue) for row in created if row.status == TaskStatus.QUEUED]
     transaction.on_commit(lambda: enqueue_task_runs(to_send), using=using)
     return {row.task_id: row.status for row in rows}
 
 
-def _initial_task_runs(spec: WorkflowSpec, reused: dict[str, TaskRun] | None = None) -> list[TaskRun]:
-    """A new run's task runs, unsaved and without run or times: reused ones succeeded, those that can never run
-    skipped (with why), the ready ones queued, the rest pending with their upstream counters."""
+def _initial_task_runs(spec: WorkflowSpec, now, reused: dict[str, TaskRun] | None = None) -> list[TaskRun]:
+    """A new run's task runs, unsaved and without run: reused ones succeeded, those that can never run skipped
+    (with why, finished `now`), the ready ones queued (`now`), the rest pending with their upstream counters."""
     reused = reused or {}
     statuses = {task_id: (TaskStatus.SUCCEEDED if task_id in reused else TaskStatus.PENDING)
                 for task_id in spec.tasks}
     decided = advance(spec.depends_on, _rules(spec), statuses)
     statuses.update({t: TaskStatus.SKIPPED for t in decided.to_skip})
     statuses.update({t: TaskStatus.QUEUED for t in decided.to_queue})
-    return [TaskRun(task_id=task_id, status=statuses[task_id], queue=task.queue,
-                    error=decided.skip_reasons.get(task_id, "") if statuses[task_id] == TaskStatus.SKIPPED else "",
-                    **_initial_counters(task, statuses))
-            for task_id, task in spec.tasks.items()]
+    rows = []
+    for task_id, task in spec.tasks.items():
+        row = TaskRun(task_id=task_id, status=statuses[task_id], queue=task.queue, **_initial_counters(task, statuses))
+        if row.status == TaskStatus.QUEUED:
+            row.queued_at = now
+        elif row.status == TaskStatus.SKIPPED:
+            row.finished_at, row.error = now, decided.skip_reasons.get(task_id, "")
+        rows.append(row)
+    return rows
 
 
 def _initial_counters(task: TaskSpec, statuses: dict[str, str]) -> dict[str, int]:

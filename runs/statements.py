@@ -236,6 +236,7 @@ def _columns(fields: list[models.Field], qn) -> str:
     return ", ".join(qn(f.column) for f in fields)
 
 
+@cache
 def _insert_fields(model: type[models.Model], skip: str | None = None) -> list[models.Field]:
     """The columns an INSERT of `model` writes: every concrete field but the primary key (and `skip`)."""
     return [f for f in model._meta.local_concrete_fields if not f.primary_key and f.name != skip]
