@@ -16,7 +16,7 @@ from typing import Any, Callable, TypeVar
 
 from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError, connection, connections, models, router, transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, Sum, TextField, Value, When
+from django.db.models import Exists, F, OuterRef, Q, Sum, TextField
 from django.db.models.functions import Cast, Length
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -59,6 +59,10 @@ def _worker_name(pid: int) -> str:
 
 class RunError(ValueError):
     """A run cannot be started, retried or re-run as asked (the API answers 400 with this message)."""
+
+
+class WorkflowChanged(RunError):
+    """The workflow no longer holds what the caller read of it (`run_create_with_companion`'s `workflow_holds`)."""
 
 
 class RunStateConflict(RunError):
@@ -144,7 +148,7 @@ def run_create(*, workflow: Workflow, trigger: dict | None = None, trigger_kind:
 
 
 def run_create_with_companion(*, workflow: Workflow, trigger: dict, trigger_kind: str, companion: models.Model,
-                              run_field: str = "run") -> int:
+                              run_field: str = "run", workflow_holds: dict[str, Any] | None = None) -> int:
     """Store a run of the workflow's current version and `companion`, an unsaved row of the layer above whose
     `run_field` foreign key points at the run (a webhook delivery), atomically; returns the run id.
 
@@ -154,6 +158,10 @@ def run_create_with_companion(*, workflow: Workflow, trigger: dict, trigger_kind
     statement (`runs.statements.insert_run_with`), which outside a transaction commits on its own: no BEGIN and
     COMMIT round trips. A unique violation raises IntegrityError with nothing stored; inside an outer transaction
     the statement runs in a savepoint, so it does not abort the outer one.
+
+    `workflow_holds` (Workflow attnames → values) makes the store conditional on the workflow's row still holding
+    them when it is written (checked in the same statement on PostgreSQL): a caller that decided on a copy it
+    read earlier, or cached, learns with WorkflowChanged, and nothing stored, that the copy is out of date.
     """
     if workflow.current_version_id is None:
         raise RunError(f"workflow '{workflow.name}' has no definition version")
@@ -164,21 +172,29 @@ def run_create_with_companion(*, workflow: Workflow, trigger: dict, trigger_kind
     if start_now:
         run.status, run.started_at = RunStatus.RUNNING, timezone.now()
     connection = connections[router.db_for_write(WorkflowRun)]
+    guard = tuple(workflow_holds or ())
     if connection.vendor != "postgresql":
         # SQLite (the embedded default) has no INSERT inside WITH: separate inserts in one transaction.
         with transaction.atomic(using=connection.alias):
+            workflows = Workflow.objects.using(connection.alias)
+            if guard and not workflows.filter(id=workflow.id, **workflow_holds).exists():
+                raise WorkflowChanged(f"workflow '{workflow.name}' changed while the run was being stored")
             run.save(using=connection.alias)
             setattr(companion, f"{run_field}_id", run.id)
             companion.save(using=connection.alias)
             if start_now:
                 _create_task_runs(run.id, spec, run.started_at, using=connection.alias)
     else:
-        sql = _run_with_sql(run.workflow_version_id, type(companion), run_field, connection.alias)
+        sql = _run_with_sql(run.workflow_version_id, type(companion), run_field, connection.alias, guard)
+        holds = [workflow_holds[name] for name in guard]
         if connection.in_atomic_block:
             with transaction.atomic(using=connection.alias):
-                run.id, queued = statements.insert_run_with(sql, run, companion, run_field, using=connection.alias)
+                stored = statements.insert_run_with(sql, run, companion, run_field, holds, using=connection.alias)
         else:
-            run.id, queued = statements.insert_run_with(sql, run, companion, run_field, using=connection.alias)
+            stored = statements.insert_run_with(sql, run, companion, run_field, holds, using=connection.alias)
+        if stored is None:
+            raise WorkflowChanged(f"workflow '{workflow.name}' changed while the run was being stored")
+        run.id, queued = stored
         if start_now:
             transaction.on_commit(lambda: enqueue_task_runs(queued), using=connection.alias)
     run_id = run.id
@@ -188,11 +204,12 @@ def run_create_with_companion(*, workflow: Workflow, trigger: dict, trigger_kind
 
 
 @lru_cache(maxsize=64)
-def _run_with_sql(version_id: int, companion_model: type[models.Model], run_field: str, alias: str) -> str:
+def _run_with_sql(version_id: int, companion_model: type[models.Model], run_field: str, alias: str,
+                  workflow_guard: tuple[str, ...]) -> str:
     """`run_create_with_companion`'s statement for runs of one version: its task runs are the same every time."""
     spec = spec_for_version(version_id)
     tasks = [] if spec.concurrency else _initial_task_runs(spec, statements.RUN_STARTED)
-    return statements.run_with_sql(companion_model, run_field, tasks, alias)
+    return statements.run_with_sql(companion_model, run_field, tasks, alias, workflow_guard)
 
 
 def run_start(*, run_id: int) -> None:

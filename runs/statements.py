@@ -21,13 +21,15 @@ from django.db import connections, models
 from .models import TaskRun, WorkflowRun
 from .states import RunStatus, TaskStatus
 
-_PREPARED: set[str] = set()  # the statements worth preparing: fixed shapes, sent for every task
+
+class Prepared(str):
+    """SQL that `cursor` prepares on PostgreSQL: a fixed shape sent again and again. The mark travels with the
+    text (no registry to grow): a statement built from it by concatenation or formatting is a plain str again."""
 
 
 def prepared(sql: str) -> str:
     """Mark `sql` as one `cursor` prepares on PostgreSQL (only fixed-shape statements sent again and again)."""
-    _PREPARED.add(sql)
-    return sql
+    return Prepared(sql)
 
 
 @contextmanager
@@ -57,7 +59,7 @@ def _preparing_cursor_class() -> type:
         """Server-side binding; a statement marked by `prepared` is prepared on its first use in the session."""
 
         def execute(self, query, params=None, *, prepare=None, binary=None):
-            return super().execute(query, params, prepare=prepare or query in _PREPARED, binary=binary)
+            return super().execute(query, params, prepare=prepare or isinstance(query, Prepared), binary=binary)
 
     return PreparingCursor
 
@@ -160,38 +162,57 @@ def _lock_run_sql(using: str) -> str:
 RUN_STARTED = datetime(1, 1, 1, tzinfo=timezone.utc)
 
 
-def insert_run_with(sql: str, run: WorkflowRun, companion: models.Model, run_field: str, *,
-                    using: str = "default") -> tuple[int, list[tuple[int, str]]]:
+def insert_run_with(sql: str, run: WorkflowRun, companion: models.Model, run_field: str,
+                    workflow_holds: Sequence[Any] = (), *,
+                    using: str = "default") -> tuple[int, list[tuple[int, str]]] | None:
     """Send `run_with_sql`'s statement for these unsaved rows; returns the run's id and the (id, queue) of its
-    queued task runs. Outside a transaction the statement is one on its own."""
+    queued task runs, or None when the run's workflow no longer holds `workflow_holds` (the values of the
+    statement's `workflow_guard` columns): then nothing is stored. Outside a transaction the statement is one on
+    its own."""
     connection = connections[using]
-    params = [*_insert_params(run, connection), *_insert_params(companion, connection, skip=run_field)]
+    params = _insert_params(run, connection)
+    if workflow_holds:
+        params += [run.workflow_id, *workflow_holds]
+    params += _insert_params(companion, connection, skip=run_field)
     with cursor(using) as django_cursor:
         django_cursor.execute(sql, params)
         rows = django_cursor.fetchall()
+    if not rows:
+        return None
     return rows[0][0], [(task_run_id, queue) for _, task_run_id, queue in rows if task_run_id is not None]
 
 
-def run_with_sql(companion_model: type[models.Model], run_field: str, tasks: Sequence[TaskRun], using: str) -> str:
+def run_with_sql(companion_model: type[models.Model], run_field: str, tasks: Sequence[TaskRun], using: str,
+                 workflow_guard: Sequence[str] = ()) -> str:
     """ONE statement inserting a run (its values as parameters), `companion` (a row whose `run_field` points at
     the run; its values as parameters) and the run's task runs `tasks`, whose values are written into the
-    statement: they are the same for every run of a version, so the statement is built (and, after a few uses,
-    prepared) once per version. A task run's time set to RUN_STARTED becomes the run's `started_at`. Answers one
-    row per queued task run (run id, task run id, queue), or the run id alone."""
+    statement: they are the same for every run of a version, so the statement is built and prepared once per
+    version (planning it cost the server more than executing it). A task run's time set to RUN_STARTED becomes
+    the run's `started_at`. With a `workflow_guard` (Workflow attnames) the run is inserted only while its
+    workflow's row holds the values given for them (parameters after the run's), else nothing is. Answers one
+    row per queued task run (run id, task run id, queue), or the run id alone; no row when the guard failed."""
     connection = connections[using]
     qn = connection.ops.quote_name
     run_fields = _insert_fields(WorkflowRun)
     companion_fields = _insert_fields(companion_model, skip=run_field)
     run_pk, started = qn(WorkflowRun._meta.pk.column), qn(WorkflowRun._meta.get_field("started_at").column)
+    values = ", ".join(["%s"] * len(run_fields))
+    if workflow_guard:
+        workflow = WorkflowRun._meta.get_field("workflow").related_model._meta
+        held = " AND ".join(f"{qn(workflow.get_field(name).column)} IS NOT DISTINCT FROM %s"
+                            for name in workflow_guard)
+        source = f"SELECT {values} FROM {qn(workflow.db_table)} WHERE {qn(workflow.pk.column)} = %s AND {held}"
+    else:
+        source = f"VALUES ({values})"
     parts = [
-        f"WITH new_run AS (INSERT INTO {qn(WorkflowRun._meta.db_table)} ({_columns(run_fields, qn)}) "
-        f"VALUES ({', '.join(['%s'] * len(run_fields))}) RETURNING {run_pk}, {started})",
+        f"WITH new_run AS (INSERT INTO {qn(WorkflowRun._meta.db_table)} ({_columns(run_fields, qn)}) {source} "
+        f"RETURNING {run_pk}, {started})",
         f"companion AS (INSERT INTO {qn(companion_model._meta.db_table)} "
         f"({_columns(companion_fields, qn)}, {qn(companion_model._meta.get_field(run_field).column)}) "
         f"SELECT {'%s, ' * len(companion_fields)}new_run.{run_pk} FROM new_run)",
     ]
     if not tasks:
-        return ", ".join(parts) + f" SELECT new_run.{run_pk}, NULL, NULL FROM new_run"
+        return prepared(", ".join(parts) + f" SELECT new_run.{run_pk}, NULL, NULL FROM new_run")
     task_fields = _insert_fields(TaskRun)
     expressions, listed = [], [[str(n)] for n in range(len(tasks))]
     literal = _literal_renderer(connection)
@@ -219,8 +240,9 @@ def run_with_sql(companion_model: type[models.Model], run_field: str, tasks: Seq
         f"task_runs AS (INSERT INTO {qn(TaskRun._meta.db_table)} ({_columns(task_fields, qn)}) "
         f"SELECT {', '.join(expressions)} FROM new_run, (VALUES {rows}) AS t({names}) ORDER BY t.n "
         f"RETURNING {pk}, {qn('status')}, {qn('queue')})")
-    return (", ".join(parts) + f" SELECT new_run.{run_pk}, task_runs.{pk}, task_runs.{qn('queue')} FROM new_run"
-            f" LEFT JOIN task_runs ON task_runs.{qn('status')} = '{TaskStatus.QUEUED.value}' ORDER BY task_runs.{pk}")
+    return prepared(", ".join(parts) + f" SELECT new_run.{run_pk}, task_runs.{pk}, task_runs.{qn('queue')} FROM new_run"
+                    f" LEFT JOIN task_runs ON task_runs.{qn('status')} = '{TaskStatus.QUEUED.value}'"
+                    f" ORDER BY task_runs.{pk}")
 
 
 def _literal_renderer(connection):

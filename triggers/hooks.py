@@ -1,9 +1,13 @@
 """The webhook gateway: `/hooks/<token>` → `202 {"run_id": N}`, for workflows with a `webhook` trigger.
 
-The accept path does the least work a durable answer allows: one indexed read of the workflow by token (the
-compiled definition comes from a per-process cache), one round trip to count the rate limit, one statement
-inserting the run and the delivery, one broker publish after commit (runs.broker: fail-fast, so a frozen broker
-costs the first delivery under a second and the next ones nothing; the sweeper sends what was not published).
+The accept path does the least work a durable answer allows: one statement inserting the run, its task runs and
+the delivery (prepared once per version), one broker publish after commit (runs.broker: fail-fast, so a frozen
+broker costs the first delivery under a second and the next ones nothing; the sweeper sends what was not
+published). The workflow is read by token (one indexed read; the compiled definition comes from a per-process
+cache) unless this process accepted at the token before: then the insert itself checks that the workflow still
+holds what was read then, and any other outcome is decided again on a fresh read. The rate limit's count is taken
+in leases, so most deliveries do not ask the cache.
+
 `WebhookShortcut` routes `/hooks/` here before the session, CSRF and auth middleware. It never waits on workers,
 so saturated workers do not slow the answer, unless the trigger says `respond: on_finish`: then it waits for the
 run's end, at most `respond_timeout` seconds after the request arrived (triggers.responses).
@@ -14,14 +18,17 @@ repeated Idempotency-Key). Refusals after the method are stored as deliveries (s
 the head of the body) except 411, 413 and 429, whose point is to spend nothing.
 
 Rate limiting is a fixed window counter in Django's cache, per token. With Redis configured (settings.CACHES)
-the count is one across every web worker process; with the embedded LocMemCache it is per process. While the
-cache fails, the limit is not checked (for CACHE_BREAKER_SECONDS after each failure).
+the count is one across every web worker process, each taking its share in leases (`rate_limit_exceeded`); with
+the embedded LocMemCache it is per process. While the cache fails, the limit is not checked (for
+CACHE_BREAKER_SECONDS after each failure).
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import logging
+import select
+import threading
 import time
 
 from django.core.cache import caches
@@ -33,6 +40,7 @@ from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import RedisError
 
 from runs import statements
+from runs.services import WorkflowChanged
 from workflows.definition import InvalidDefinition
 from workflows.models import Workflow
 from workflows.services import spec_for_version
@@ -67,40 +75,88 @@ def _error(status: int, path: str, message: str, **headers) -> JsonResponse:
 
 
 def rate_limit_exceeded(token: str, limit: int, window: int) -> int:
-    """Count this request in the token's current window; returns 0, or the seconds until the window ends."""
-    global _cache_closed_until
+    """Count this request in the token's current window; returns 0, or the seconds until the window ends.
+
+    The count is one across the web processes, but a process takes its share of it in leases of
+    `_lease_size(limit)` requests (one cache round trip per lease, not per request) and, once the window's count
+    is spent, answers 429 until the window ends without asking again. More than `limit` requests are never let
+    through in a window; a process may refuse while others hold unused requests of theirs, at most 1% of the
+    limit per other process (a limit under 200 is leased one request at a time: exact).
+    """
     now = time.time()
     window_index = int(now // window)
-    key = "ff:hook-rate:" + hashlib.blake2b(token.encode(), digest_size=12).hexdigest() + f":{window}:{window_index}"
+    with _leases_lock:  # threaded servers (runserver, gthread): one lease, one count
+        lease = _leases.get((token, limit, window))
+        if lease is None or lease.window_index != window_index:
+            if len(_leases) >= MAX_KNOWN_TOKENS:
+                _leases.clear()
+            lease = _leases[(token, limit, window)] = _Lease(window_index)
+        if lease.left == 0 and not lease.spent and not _take_lease(lease, token, limit, window):
+            return 0  # the cache is unavailable: not checked
+        if lease.left > 0:
+            lease.left -= 1
+            return 0
+    return max(1, int((window_index + 1) * window - now + 0.999))
+
+
+def _take_lease(lease: "_Lease", token: str, limit: int, window: int) -> bool:
+    """Add the next lease of `token`'s count to `lease`; False when the cache cannot count."""
+    global _cache_closed_until
     if time.monotonic() < _cache_closed_until:
-        return 0
+        return False
+    size = _lease_size(limit)
+    digest = hashlib.blake2b(token.encode(), digest_size=12).hexdigest()
     try:
-        count = _count(key, window + 1)
+        counted = _count(f"ff:hook-rate:{digest}:{window}:{lease.window_index}", size, window + 1)
     except (RedisError, OSError):
         # The limit guards against floods; losing it while Redis is away must not refuse every delivery, nor
         # make each one wait for the cache's timeout: skip it for a few seconds.
         _cache_closed_until = time.monotonic() + CACHE_BREAKER_SECONDS
         log.warning("webhook rate limit not checked: the cache is unavailable", exc_info=True)
-        return 0
-    if count <= limit:
-        return 0
-    return max(1, int((window_index + 1) * window - now + 0.999))
+        return False
+    lease.left = max(0, min(counted, limit) - (counted - size))
+    lease.spent = counted >= limit
+    return True
 
 
-def _count(key: str, timeout: int) -> int:
-    """Add one to `key` (created with `timeout`) and return it; with Redis in one round trip."""
+class _Lease:
+    """This process's share of a token's count in one window: requests it may still let through, and whether the
+    window's whole count is taken."""
+
+    __slots__ = ("window_index", "left", "spent")
+
+    def __init__(self, window_index: int):
+        self.window_index, self.left, self.spent = window_index, 0, False
+
+
+MAX_KNOWN_TOKENS = 1024  # per process, for the rate leases and the accepted-workflow memo alike
+_leases: dict[tuple[str, int, int], _Lease] = {}
+_leases_lock = threading.Lock()
+
+
+def _lease_size(limit: int) -> int:
+    return max(1, limit // 100)
+
+
+def forget_rate_counts() -> None:
+    """Drop this process's leases (tests that reset the shared counts)."""
+    _leases.clear()
+
+
+def _count(key: str, amount: int, timeout: int) -> int:
+    """Add `amount` to `key` (created with `timeout`) and return its new value; with Redis in one round trip."""
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         backend.add(key, 0, timeout=timeout)
         try:
-            return backend.incr(key)
+            return backend.incr(key, amount)
         except ValueError:  # evicted between add and incr
-            backend.add(key, 1, timeout=timeout)
-            return 1
+            backend.add(key, amount, timeout=timeout)
+            return amount
     pipeline = _redis_client(backend).pipeline(transaction=False)
     full_key = backend.make_and_validate_key(key)
     pipeline.set(full_key, 0, ex=timeout, nx=True)
-    pipeline.incr(full_key)
+    pipeline.incrby(full_key, amount)
     return pipeline.execute()[1]
 
 
@@ -255,27 +311,99 @@ class WebhookShortcut:
 
 @csrf_exempt
 def receive(request, token: str):
-    received = time.monotonic()  # `respond_timeout` counts from here
-    try:
-        found = _webhook_at(token)
-    except WebhookRejected as exc:
-        return _error(exc.status, exc.path, exc.message)
-    if found is None:
-        return _error(404, "token", "no workflow has a webhook at this token")
-    workflow, config = found
+    delivery = _Delivery(request)
+    known = _accepting.get(token)
+    if known is not None and _memo_usable():
+        response = _answer(delivery, token, *known, memo=True)
+        if response is not None:
+            return response
+        _accepting.pop(token, None)  # out of date, or a refusal: decided again on what the database holds now
+    for _ in range(2):  # a second time when the workflow changed between the read and the insert
+        try:
+            found = _webhook_at(token)
+        except WebhookRejected as exc:
+            return _error(exc.status, exc.path, exc.message)
+        if found is None:
+            return _error(404, "token", "no workflow has a webhook at this token")
+        response = _answer(delivery, token, *found)
+        if response is not None:
+            return response
+    return _error(409, "workflow", "the workflow changed while the delivery was being stored; send it again")
+
+
+class _Delivery:
+    """What is read or counted once per request, however many times it is decided."""
+
+    def __init__(self, request):
+        self.request = request
+        self.received = time.monotonic()  # `respond_timeout` counts from here
+        self.counted = False  # against the rate limit
+        self._body: bytes | WebhookRejected | None = None
+
+    def body(self) -> bytes:
+        """The raw body (only POST carries one, SPEC §11), or WebhookRejected (411, 413), read once."""
+        if self._body is None:
+            try:
+                self._body = _read_body(self.request) if self.request.method == "POST" else b""
+            except WebhookRejected as exc:
+                self._body = exc
+        if isinstance(self._body, WebhookRejected):
+            raise self._body
+        return self._body
+
+
+# token → (workflow, webhook config) of the last delivery this process accepted there. The next one is answered
+# without reading the workflow: its run is stored only while the workflow still holds what the memo says
+# (`_holds`, checked by the insert itself), and any other answer is decided again on a fresh read.
+_accepting: dict[str, tuple[Workflow, WebhookConfig]] = {}
+
+
+def _holds(workflow: Workflow, token: str) -> dict:
+    return {"webhook_token": token, "enabled": True, "current_version_id": workflow.current_version_id,
+            "owner_id": workflow.owner_id}
+
+
+def _memo_usable() -> bool:
+    """Whether the memo may answer. Its first statement is the insert, so the database connection must be known
+    alive without the read that otherwise doubles as its health check (`_workflow_at`): open, and nothing unread
+    on its socket (a server ending the session sends its reason, then closes)."""
+    database = connections[router.db_for_read(Workflow)]
+    if database.in_atomic_block:  # a caller's transaction (tests): its connection is in use
+        return True
+    raw = database.connection
+    if raw is None:
+        return False
+    if database.vendor == "postgresql":
+        try:
+            readable, _, _ = select.select([raw.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        if readable:
+            return False
+    database.health_check_done = True
+    return True
+
+
+def _answer(delivery: _Delivery, token: str, workflow: Workflow, config: WebhookConfig, *,
+            memo: bool = False) -> HttpResponse | None:
+    """The answer to `delivery` at the workflow read for it (or remembered, `memo`); None to decide again on a
+    fresh read: the workflow changed before the run was stored, or the memo would answer anything but an accept."""
+    request = delivery.request
     if request.method not in config.methods:
-        return _error(405, "method", f"this webhook accepts {', '.join(config.methods)}, not {request.method}",
-                      Allow=", ".join(config.methods))
-    retry_after = rate_limit_exceeded(token, *config.rate_limit)
-    if retry_after:
-        limit, window = config.rate_limit
-        return _error(429, "token", f"rate limit of {limit} requests per {window} s exceeded for this webhook; "
-                                    f"retry in {retry_after} s", Retry_After=str(retry_after))
+        return None if memo else _error(405, "method", f"this webhook accepts {', '.join(config.methods)}, "
+                                                       f"not {request.method}", Allow=", ".join(config.methods))
+    if not delivery.counted:
+        retry_after = rate_limit_exceeded(token, *config.rate_limit)
+        if retry_after:
+            limit, window = config.rate_limit
+            return None if memo else _error(429, "token", f"rate limit of {limit} requests per {window} s exceeded "
+                                                          f"for this webhook; retry in {retry_after} s",
+                                            Retry_After=str(retry_after))
+        delivery.counted = True
     try:
-        # Only POST carries a body (SPEC §11): a GET's query string is its payload.
-        raw_body = _read_body(request) if request.method == "POST" else b""
+        raw_body = delivery.body()
     except WebhookRejected as exc:
-        return _error(exc.status, exc.path, exc.message)
+        return None if memo else _error(exc.status, exc.path, exc.message)
 
     headers = _headers(request.META)
     stored = {"workflow": workflow, "method": request.method, "headers": headers, "query": {}, "raw_body": raw_body}
@@ -297,8 +425,13 @@ def receive(request, token: str):
                                   f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters")
         trigger = trigger_from_request(method=request.method, headers=headers, query=stored["query"],
                                        raw_body=raw_body)
-        run_id, repeated = delivery_accept(trigger=trigger, idempotency_key=idempotency_key, **stored)
+        run_id, repeated = delivery_accept(trigger=trigger, idempotency_key=idempotency_key,
+                                           workflow_holds=_holds(workflow, token), **stored)
+    except WorkflowChanged:
+        return None
     except WebhookRejected as exc:
+        if memo:
+            return None
         if exc.status in (400, 401, 409):
             delivery_record_rejected(status_code=exc.status, error=exc.message, **stored)
         return _error(exc.status, exc.path, exc.message)
@@ -311,8 +444,12 @@ def receive(request, token: str):
     except (OperationalError, InterfaceError):
         log.exception("webhook delivery for workflow %s: database unavailable", workflow.id)
         return _error(503, "", "the delivery could not be stored; try again", Retry_After="5")
+    if not memo:
+        if len(_accepting) >= MAX_KNOWN_TOKENS:
+            _accepting.clear()
+        _accepting[token] = (workflow, config)
     if config.respond == Respond.ON_FINISH:
-        response = _answer_on_finish(run_id, deadline=received + config.respond_timeout)
+        response = _answer_on_finish(run_id, deadline=delivery.received + config.respond_timeout)
     else:
         response = HttpResponse(b'{"run_id": %d}' % run_id, content_type="application/json",
                                 status=200 if repeated else 202)

@@ -240,8 +240,10 @@ def trigger_from_request(*, method: str, headers: dict, query: dict, raw_body: b
 
 
 def delivery_accept(*, workflow: Workflow, method: str, headers: dict, query: dict, raw_body: bytes,
-                    trigger: dict, idempotency_key: str | None = None) -> tuple[int, bool]:
-    """Store the delivery and a queued run atomically; returns (run id, whether it is a repeat).
+                    trigger: dict, idempotency_key: str | None = None,
+                    workflow_holds: dict | None = None) -> tuple[int, bool]:
+    """Store the delivery and a queued run atomically; returns (run id, whether it is a repeat). With
+    `workflow_holds`, only while the workflow's row holds those values (else runs.services.WorkflowChanged).
 
     With an `idempotency_key` seen on this workflow within 24 h, nothing is stored and the first run's id
     is returned. An older holder of the key is released (its key cleared) and the insert tried once more.
@@ -251,7 +253,7 @@ def delivery_accept(*, workflow: Workflow, method: str, headers: dict, query: di
             delivery = WebhookDelivery(workflow_id=workflow.id, method=method, headers=headers, query=query,
                                        body=raw_body, status_code=202, idempotency_key=idempotency_key)
             run_id = run_create_with_companion(workflow=workflow, trigger=trigger, trigger_kind=TriggerKind.WEBHOOK,
-                                               companion=delivery)
+                                               companion=delivery, workflow_holds=workflow_holds)
         except IntegrityError:
             if not idempotency_key:
                 raise

@@ -22,6 +22,7 @@ from runs.models import TaskRun, WorkflowRun
 from triggers.models import WebhookDelivery
 from triggers.tests.test_webhook_hardening import ServerProcess, sign
 from triggers.tests.test_webhooks import fresh_rate_limits  # noqa: F401
+from workflows.models import Workflow
 from workflows.services import workflow_save
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -175,3 +176,38 @@ def test_an_accepted_delivery_is_answered_with_a_content_length_not_chunked():
     assert status == 202
     assert int(headers["Content-Length"]) == len(answer) and "Transfer-Encoding" not in headers
     assert json.loads(answer)["run_id"] == WorkflowRun.objects.get(workflow=workflow).id
+
+
+def test_a_web_process_that_accepted_deliveries_answers_the_next_one_by_the_workflow_as_it_is_now():
+    """A web process skips reading the workflow for a token it just accepted at, yet every change made elsewhere
+    (here, in the test process) decides the very next delivery: disabled, re-enabled, a new secret, a new token."""
+    workflow = signed_workflow("changed elsewhere")
+    server = gunicorn()
+
+    def delivered(n: int, secret: str = SECRET, path: str | None = None) -> int:
+        body = b'{"n": %d}' % n
+        return server.request("POST", path or workflow.webhook_path, body=body, headers={
+            "Content-Type": "application/json", "X-Signature-256": sign(body, secret)})[0]
+
+    try:
+        assert [delivered(n) for n in range(3)] == [202, 202, 202]
+        Workflow.objects.filter(id=workflow.id).update(enabled=False)
+        disabled = delivered(3)
+        Workflow.objects.filter(id=workflow.id).update(enabled=True)
+        enabled_again = delivered(4)
+        workflow_save(workflow=workflow, source={"name": "changed elsewhere",
+                                                 "triggers": [{"type": "webhook", "secret": "rotated-secret"}],
+                                                 "tasks": {"greet": {"action": "transform.jinja",
+                                                                     "inputs": {"value": "hi"}}}})
+        old_secret, new_secret = delivered(5), delivered(6, secret="rotated-secret")
+        old_path = workflow.webhook_path
+        Workflow.objects.filter(id=workflow.id).update(webhook_token="a-new-token-for-this-workflow")
+        moved = delivered(7, secret="rotated-secret", path=old_path)
+    finally:
+        server.stop()
+    assert (disabled, enabled_again, old_secret, new_secret, moved) == (409, 202, 401, 202, 404)
+    runs = WorkflowRun.objects.filter(workflow=workflow)
+    assert sorted(run.trigger["body"]["n"] for run in runs) == [0, 1, 2, 4, 6]
+    assert runs.get(trigger__body__n=6).workflow_version_id == Workflow.objects.get(id=workflow.id).current_version_id
+    assert sorted(WebhookDelivery.objects.filter(workflow=workflow).values_list("status_code", flat=True)) == \
+        [202] * 5 + [401, 409]

@@ -371,3 +371,25 @@ def test_the_rate_limit_is_one_count_across_web_processes(client, gunicorn):
     assert there == [202, 429, 429]
     assert client.post(workflow.webhook_path, data=b"{}", content_type="application/json").status_code == 429
     assert WorkflowRun.objects.filter(workflow=workflow).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_rate_limit_is_taken_in_leases_and_never_exceeded_across_processes(client, gunicorn):
+    """200/h is leased two requests at a time: the three processes (this one, gunicorn's two workers) never accept
+    a 201st in the window, refuse early at most the one request each other process holds, and one that still
+    holds a lease may accept after the others were refused."""
+    if not settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
+        pytest.skip("needs CELERY_BROKER_URL=redis://... (or CACHE_URL)")
+    workflow = workflow_save(source=hooked("leased", rate_limit="200/h"))
+
+    def here() -> int:
+        return client.post(workflow.webhook_path, data=b"{}", content_type="application/json").status_code
+
+    first_here = here()  # this process leases two and uses one
+    there = [gunicorn.request("POST", workflow.webhook_path, body=b"{}",
+                              headers={"Content-Type": "application/json"})[0] for _ in range(205)]
+    later_here = [here(), here()]
+    accepted = [first_here, *there, *later_here].count(202)
+    assert first_here == 202 and later_here == [202, 429]
+    assert 200 - 2 <= accepted <= 200 and set(there[-5:]) == {429}
+    assert WorkflowRun.objects.filter(workflow=workflow).count() == accepted

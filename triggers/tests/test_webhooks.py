@@ -14,6 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from runs.models import TaskRun, WorkflowRun
+from triggers.hooks import forget_rate_counts
 from triggers.models import WebhookDelivery
 from triggers.webhook_signatures import stripe_header
 from triggers.webhooks import MAX_BODY_BYTES, WebhookRejected, delivery_replay
@@ -37,6 +38,7 @@ def sign(body: bytes, secret: str = SECRET) -> str:
 
 def clear_rate_limits() -> None:
     """Forget every webhook rate count; with the Redis cache only those keys (clear() would flush the broker)."""
+    forget_rate_counts()
     if not settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
         cache.clear()
         return
