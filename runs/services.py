@@ -646,27 +646,23 @@ def _count_final_sql(downstream: int) -> str:
     return statements.prepared(sql) if downstream == 1 else sql
 
 
-_UNFINISHED = [TaskStatus.PENDING.value, TaskStatus.QUEUED.value, TaskStatus.RUNNING.value, TaskStatus.WAITING.value]
-
-
 def _finish_run_if_done(run: WorkflowRun, spec: WorkflowSpec) -> None:
     """With the run row locked: once no top-level task run is unfinished (one index probe, the partial index
-    `taskrun_unfinished`), end the run with the outcome of SPEC §3, read once."""
-    top = TaskRun.objects.filter(run_id=run.id, item_index__isnull=True)
-    if top.filter(status__in=_UNFINISHED).exists():
+    `taskrun_unfinished`), end the run with the outcome of SPEC §3, read in the same statement."""
+    ended = statements.top_level_outcome(run.id)
+    if ended is None:
         return
-    ended = set(top.filter(status__in=[TaskStatus.FAILED, TaskStatus.CANCELLED])
-                .values_list("status", flat=True).distinct())
     outcome = (RunStatus.FAILED if TaskStatus.FAILED in ended
                else RunStatus.CANCELLED if TaskStatus.CANCELLED in ended else RunStatus.SUCCEEDED)
     _finish_run(run, outcome, spec)
 
 
 def _finish_run(run: WorkflowRun, outcome: RunStatus, spec: WorkflowSpec) -> None:
-    if WorkflowRun.objects.filter(id=run.id, status=RunStatus.RUNNING).update(status=str(outcome),
-                                                                             finished_at=timezone.now()):
+    ended, parent_task_run_id = statements.finish_run(run.id, str(outcome), timezone.now())
+    if ended:
         transaction.on_commit(lambda: run_finished_announce(run.id))
-        transaction.on_commit(lambda: run_finished_follow_up(run_id=run.id))
+        if parent_task_run_id is not None or outcome == RunStatus.FAILED:  # else it has nothing to do
+            transaction.on_commit(lambda: run_finished_follow_up(run_id=run.id))
     if spec.concurrency:
         transaction.on_commit(lambda: _start_next_queued(run.workflow_id))
 

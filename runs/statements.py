@@ -158,6 +158,51 @@ def _lock_run_sql(using: str) -> str:
                     f" WHERE {qn('id')} = %s{lock}")
 
 
+def finish_run(run_id: int, status: str, finished_at: datetime, *,
+               using: str = "default") -> tuple[bool, int | None]:
+    """End running run `run_id` as `status`; returns (whether it was running, so ended now, its parent task run)."""
+    with cursor(using) as django_cursor:
+        django_cursor.execute(_finish_run_sql(using), [status, finished_at, run_id, RunStatus.RUNNING.value])
+        row = django_cursor.fetchone()
+    return (False, None) if row is None else (True, row[0])
+
+
+@cache
+def _finish_run_sql(using: str) -> str:
+    qn = connections[using].ops.quote_name
+    return prepared(f"UPDATE {qn(WorkflowRun._meta.db_table)} SET {qn('status')} = %s, {qn('finished_at')} = %s"
+                    f" WHERE {qn('id')} = %s AND {qn('status')} = %s RETURNING {qn('parent_task_run_id')}")
+
+
+def top_level_outcome(run_id: int, *, using: str = "default") -> list[str] | None:
+    """None while a top-level task run of `run_id` is unfinished (one probe of the partial index
+    `taskrun_unfinished`), else the distinct failed/cancelled statuses among them: one statement, and the second
+    read only when the first finds nothing."""
+    with cursor(using) as django_cursor:
+        django_cursor.execute(_top_level_outcome_sql(using), [run_id, *UNFINISHED, run_id,
+                                                              TaskStatus.FAILED.value, TaskStatus.CANCELLED.value])
+        outcome = django_cursor.fetchone()[0]
+    if outcome is None:
+        return None
+    return outcome if isinstance(outcome, list) else [status for status in outcome.split(",") if status]
+
+
+UNFINISHED = (TaskStatus.PENDING.value, TaskStatus.QUEUED.value, TaskStatus.RUNNING.value, TaskStatus.WAITING.value)
+
+
+@cache
+def _top_level_outcome_sql(using: str) -> str:
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    table, top = qn(TaskRun._meta.db_table), f"{qn('run_id')} = %s AND {qn('item_index')} IS NULL"
+    unfinished = ", ".join(["%s"] * len(UNFINISHED))
+    ended = f"SELECT DISTINCT {qn('status')} AS s FROM {table} WHERE {top} AND {qn('status')} IN (%s, %s)"
+    listed = (f"ARRAY(SELECT s FROM ({ended}) AS e)" if connection.vendor == "postgresql"
+              else f"(SELECT COALESCE(GROUP_CONCAT(s), '') FROM ({ended}) AS e)")
+    return prepared(f"SELECT CASE WHEN EXISTS (SELECT 1 FROM {table} WHERE {top} AND {qn('status')} IN "
+                    f"({unfinished})) THEN NULL ELSE {listed} END")
+
+
 # A task run's time that `run_with_sql` fills with its run's `started_at` (a marker, never stored).
 RUN_STARTED = datetime(1, 1, 1, tzinfo=timezone.utc)
 
