@@ -526,9 +526,15 @@ def _record_attempt_once(task_run: TaskRun, result: AttemptResult, spec: Workflo
         if result.status != TaskStatus.WAITING and connection.features.has_select_for_update:
             # The usual case in one statement: the run still running, the attempt recorded and the run row locked.
             values = _attempt_values(task_run, result, task, common, now, cancelled=False)
-            workflow_id = statements.update_in_running_run(TaskRun, values, run_id=task_run.run_id, **mine)
-            if workflow_id is not None:
-                run = WorkflowRun(id=task_run.run_id, status=RunStatus.RUNNING, workflow_id=workflow_id)
+            counting = _counts_downstream(task_run, spec, values["status"])
+            then = (_count_final_statement(task_run.run_id, counting, values["status"], after_change=True)
+                    if counting else None)
+            recorded = statements.update_in_running_run(TaskRun, values, run_id=task_run.run_id, then=then, **mine)
+            if recorded is not None:
+                run = WorkflowRun(id=task_run.run_id, status=RunStatus.RUNNING, workflow_id=recorded[0])
+                if counting:  # final, and its downstream counted in the same statement
+                    return _advance_run(run, spec, task_run.task_id, str(values["status"]),
+                                        keep_local_queue=keep_local_queue, counted=recorded[1])
                 return _after_attempt(run, spec, task_run, values, keep_local_queue)
         run = statements.lock_run(task_run.run_id)
         cancelled = run.status != RunStatus.RUNNING
@@ -566,15 +572,16 @@ def _after_attempt(run: WorkflowRun, spec: WorkflowSpec, task_run: TaskRun, valu
 
 
 def _advance_run(run: WorkflowRun, spec: WorkflowSpec, task_id: str, status: str,
-                 keep_local_queue: str | None = None) -> TaskRun | None:
+                 keep_local_queue: str | None = None, counted: list[tuple] | None = None) -> TaskRun | None:
     """With the run row locked, once top-level task `task_id` became final as `status`: skip what can no longer
     run, queue what is ready, finish the run when nothing is left. Only the task's direct downstream rows (and
     those of tasks skipped in turn) are read and written, so a completion costs the same in a run of any size.
 
-    One ready task on `keep_local_queue` is claimed for this worker instead of queued, and returned.
+    One ready task on `keep_local_queue` is claimed for this worker instead of queued, and returned. `counted`: the
+    rows `_count_final` returned when the caller already counted `task_id` in its downstream.
     """
     now = timezone.now()
-    ready, waits = _decide_downstream(run.id, spec, task_id, str(status), now)
+    ready, waits = _decide_downstream(run.id, spec, task_id, str(status), now, counted=counted)
     kept = next((candidate for candidate in ready if candidate[2] == keep_local_queue), None)
     to_send = [(task_run_id, queue) for task_run_id, _, queue in ready if kept is None or task_run_id != kept[0]]
     if to_send:
@@ -595,8 +602,8 @@ def _advance_run(run: WorkflowRun, spec: WorkflowSpec, task_id: str, status: str
                    attempts=[], status=TaskStatus.RUNNING, started_at=now, worker=worker_name())
 
 
-def _decide_downstream(run_id: int, spec: WorkflowSpec, task_id: str, status: str,
-                       now) -> tuple[list[tuple[int, str, str]], bool]:
+def _decide_downstream(run_id: int, spec: WorkflowSpec, task_id: str, status: str, now,
+                       counted: list[tuple] | None = None) -> tuple[list[tuple[int, str, str]], bool]:
     """Count `task_id` final in its pending direct downstream rows and decide each from its counters; a row
     skipped here is counted final in its own downstream rows in turn (a worklist: a long chain of skips needs no
     recursion). Returns the rows to start, (id, task_id, queue) in creation order, and whether a row still waits.
@@ -609,7 +616,11 @@ def _decide_downstream(run_id: int, spec: WorkflowSpec, task_id: str, status: st
         if not downstream:
             continue
         skipped: dict[str, list[int]] = {}  # reason -> row ids
-        for row_id, row_task, queue, left, succeeded, failed in _count_final(run_id, downstream, done_status):
+        if counted is not None and done_id == task_id:
+            rows, counted = counted, None
+        else:
+            rows = _count_final(run_id, downstream, done_status)
+        for row_id, row_task, queue, left, succeeded, failed in rows:
             if decided.get(row_id, (None,))[0] == RUN:
                 continue  # a one_failed/one_success task already started by an earlier upstream in this worklist
             task = spec.tasks[row_task]
@@ -630,18 +641,33 @@ def _count_final(run_id: int, task_ids: tuple[str, ...], status: str) -> list[tu
     """One UPDATE: count an upstream final as `status` in the still-pending top-level rows of `task_ids`; returns
     (id, task_id, queue, upstream_left, upstream_succeeded, upstream_failed) of each row it changed."""
     with statements.cursor() as cursor:
-        cursor.execute(_count_final_sql(len(task_ids)), [int(status == TaskStatus.SUCCEEDED),
-                                                         int(status == TaskStatus.FAILED), run_id,
-                                                         TaskStatus.PENDING.value, *task_ids])
+        cursor.execute(*_count_final_statement(run_id, task_ids, status))
         return cursor.fetchall()
 
 
+def _counts_downstream(task_run: TaskRun, spec: WorkflowSpec, status: str) -> tuple[str, ...]:
+    """The tasks whose rows count `task_run` final as `status`: its direct downstream, when it is a top-level row
+    ending now (not queued again for a retry)."""
+    if task_run.item_index is not None or status == TaskStatus.QUEUED:
+        return ()
+    return spec.downstream.get(task_run.task_id) or ()
+
+
+def _count_final_statement(run_id: int, task_ids: tuple[str, ...], status: str, *,
+                           after_change: bool = False) -> tuple[str, list]:
+    """`_count_final`'s UPDATE and its parameters; `after_change`: as the `then` of update_in_running_run."""
+    params = [int(status == TaskStatus.SUCCEEDED), int(status == TaskStatus.FAILED), run_id, TaskStatus.PENDING.value,
+              *task_ids]
+    return _count_final_sql(len(task_ids), after_change), params
+
+
 @cache
-def _count_final_sql(downstream: int) -> str:
+def _count_final_sql(downstream: int, after_change: bool) -> str:
     placeholders = ", ".join(["%s"] * downstream)
     sql = (f"UPDATE {TaskRun._meta.db_table} SET upstream_left = upstream_left - 1,"
            f" upstream_succeeded = upstream_succeeded + %s, upstream_failed = upstream_failed + %s"
            f" WHERE run_id = %s AND item_index IS NULL AND status = %s AND task_id IN ({placeholders})"
+           f"{statements.AFTER_CHANGE if after_change else ''}"
            f" RETURNING id, task_id, queue, upstream_left, upstream_succeeded, upstream_failed")
     return statements.prepared(sql) if downstream == 1 else sql
 

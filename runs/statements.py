@@ -78,22 +78,37 @@ def update_where(model: type[models.Model], values: dict[str, Any], *, using: st
 
 
 def update_in_running_run(model: type[models.Model], values: dict[str, Any], *, run_id: int,
-                          using: str = "default", **where: Guard) -> int | None:
+                          using: str = "default", then: tuple[str, list] | None = None,
+                          **where: Guard) -> tuple[int, list[tuple]] | None:
     """`update_where`, applied only while run `run_id` is running, whose row the same statement locks as
-    `lock_run` would (PostgreSQL); returns the run's workflow id when a row changed, else None."""
+    `lock_run` would (PostgreSQL); returns the run's workflow id and the rows of `then`, or None when no row
+    changed. `then` is (SQL, params) of an `UPDATE … RETURNING` the same statement runs only when a row changed:
+    its WHERE ends with AFTER_CHANGE where that condition goes."""
     sql, params = _update(model, values, where, using, joined="locked_run")
+    statement = _in_running_sql(using, sql, then[0] if then else "")
     with cursor(using) as django_cursor:
-        django_cursor.execute(_in_running_sql(using, sql), [run_id, RunStatus.RUNNING.value, *params])
-        row = django_cursor.fetchone()
-    return row[0] if row else None
+        django_cursor.execute(statement, [run_id, RunStatus.RUNNING.value, *params, *(then[1] if then else ())])
+        rows = django_cursor.fetchall()
+    if not rows:
+        return None
+    return rows[0][0], [row[1:] for row in rows if row[1] is not None] if then else []
+
+
+AFTER_CHANGE = "{after_change}"  # in `update_in_running_run`'s `then`: where "and the update changed a row" goes
 
 
 @cache
-def _in_running_sql(using: str, update_sql: str) -> str:
+def _in_running_sql(using: str, update_sql: str, then_sql: str) -> str:
     qn = connections[using].ops.quote_name
-    return prepared(
-        f"WITH locked_run AS MATERIALIZED (SELECT {qn('workflow_id')} FROM {qn(WorkflowRun._meta.db_table)}"
-        f" WHERE {qn('id')} = %s AND {qn('status')} = %s FOR UPDATE) {update_sql} RETURNING locked_run.workflow_id")
+    locked = (f"WITH locked_run AS MATERIALIZED (SELECT {qn('workflow_id')} FROM {qn(WorkflowRun._meta.db_table)}"
+              f" WHERE {qn('id')} = %s AND {qn('status')} = %s FOR UPDATE)")
+    if not then_sql:
+        return prepared(f"{locked} {update_sql} RETURNING locked_run.workflow_id")
+    worth_preparing = isinstance(update_sql, Prepared) and isinstance(then_sql, Prepared)
+    then_sql = then_sql.replace(AFTER_CHANGE, " AND EXISTS (SELECT 1 FROM changed)")
+    sql = (f"{locked}, changed AS ({update_sql} RETURNING locked_run.workflow_id), followed AS ({then_sql})"
+           " SELECT changed.workflow_id, followed.* FROM changed LEFT JOIN followed ON TRUE")
+    return prepared(sql) if worth_preparing else sql
 
 
 def _update(model: type[models.Model], values: dict[str, Any], where: dict[str, Guard], using: str,
