@@ -1,8 +1,8 @@
 """The engine's per-task statements, written out once per shape instead of built by the ORM on every call.
 
-A step of a chain sends three (record the attempt with the run locked, count it downstream, claim the next task)
-and a commit; building each through `filter().update()` cost the worker about as much CPU as the database spent
-executing it (bench/engine.py). These take the same guards and adapt values the same way
+A step of a chain sends two (record the attempt with the run locked and count it downstream, in one statement;
+claim the next task) and a commit; building each through `filter().update()` cost the worker about as much CPU as
+the database spent executing it (bench/engine.py). These take the same guards and adapt values the same way
 (`get_db_prep_save`), so JSON, datetimes and enums are stored exactly as the ORM would store them.
 
 On PostgreSQL the fixed-shape ones are also prepared once per connection: planning cost the server about as much
