@@ -74,6 +74,21 @@ def _error(status: int, path: str, message: str, **headers) -> JsonResponse:
     return response
 
 
+class _Lease:
+    """This process's share of a token's count in one window: requests it may still let through, and whether the
+    window's whole count is taken."""
+
+    __slots__ = ("window_index", "left", "spent")
+
+    def __init__(self, window_index: int):
+        self.window_index, self.left, self.spent = window_index, 0, False
+
+
+MAX_KNOWN_TOKENS = 1024  # per process, for the rate leases and the accepted-workflow memo alike
+_leases: dict[tuple[str, int, int], _Lease] = {}
+_leases_lock = threading.Lock()
+
+
 def rate_limit_exceeded(token: str, limit: int, window: int) -> int:
     """Count this request in the token's current window; returns 0, or the seconds until the window ends.
 
@@ -99,7 +114,7 @@ def rate_limit_exceeded(token: str, limit: int, window: int) -> int:
     return max(1, int((window_index + 1) * window - now + 0.999))
 
 
-def _take_lease(lease: "_Lease", token: str, limit: int, window: int) -> bool:
+def _take_lease(lease: _Lease, token: str, limit: int, window: int) -> bool:
     """Add the next lease of `token`'s count to `lease`; False when the cache cannot count."""
     global _cache_closed_until
     if time.monotonic() < _cache_closed_until:
@@ -117,21 +132,6 @@ def _take_lease(lease: "_Lease", token: str, limit: int, window: int) -> bool:
     lease.left = max(0, min(counted, limit) - (counted - size))
     lease.spent = counted >= limit
     return True
-
-
-class _Lease:
-    """This process's share of a token's count in one window: requests it may still let through, and whether the
-    window's whole count is taken."""
-
-    __slots__ = ("window_index", "left", "spent")
-
-    def __init__(self, window_index: int):
-        self.window_index, self.left, self.spent = window_index, 0, False
-
-
-MAX_KNOWN_TOKENS = 1024  # per process, for the rate leases and the accepted-workflow memo alike
-_leases: dict[tuple[str, int, int], _Lease] = {}
-_leases_lock = threading.Lock()
 
 
 def _lease_size(limit: int) -> int:
